@@ -1,0 +1,55 @@
+"""The ``fairshift`` command (also installed as the ``kubectl fairshift`` plugin).
+
+Each subcommand lives in ``fairshift.commands.<name>`` and exposes ``register(subparsers)``,
+which adds its parser and sets ``handler`` to a function ``(args) -> exit code``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from fairshift import __version__
+
+COMMAND_MODULES = (
+    "crd",
+    "measure",
+    "gate",
+)
+
+EXIT_INVALID_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fairshift",
+        description="Progressive delivery of ML models, gated on per-slice fairness.",
+    )
+    parser.add_argument("--version", action="version", version=f"fairshift {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"fairshift.commands.{name}")
+        except ModuleNotFoundError as error:
+            if error.name != f"fairshift.commands.{name}":
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return EXIT_INVALID_INPUT
+    code: int = handler(args)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``fairshift`` CLI, one module each with ``register(subparsers)``."""

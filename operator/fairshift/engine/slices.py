@@ -1,0 +1,105 @@
+"""Slices: which groups are analysed, how their counts are summed, and which is the reference.
+
+The finest cells carry every slice attribute. A *grouping* is a set of attributes; its groups
+are sums of the cells that share those attribute values. Marginal groupings have one
+attribute; intersections have two or more (the fairness harms that hide in older women while
+women and older people look fine).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Literal, TypeVar
+
+from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey
+
+T = TypeVar("T", BinaryCounts, Histogram)
+
+Grouping = tuple[str, ...]
+
+
+def groupings(attributes: Sequence[str], intersections: bool) -> list[Grouping]:
+    """Marginal groupings first, then (if asked) every intersection of two or more."""
+    ordered = sorted(dict.fromkeys(attributes))
+    result: list[Grouping] = [(a,) for a in ordered]
+    if intersections:
+        for size in range(2, len(ordered) + 1):
+            result.extend(combinations(ordered, size))
+    return result
+
+
+def project(key: SliceKey, grouping: Grouping) -> SliceKey:
+    """The key of the group in ``grouping`` that a finer cell belongs to."""
+    wanted = set(grouping)
+    return tuple((a, v) for a, v in key if a in wanted)
+
+
+def aggregate(cells: Mapping[SliceKey, T], grouping: Grouping) -> dict[SliceKey, T]:
+    """Sum finest cells into the groups of ``grouping`` (empty grouping: the overall total)."""
+    result: dict[SliceKey, T] = {}
+    for key, value in cells.items():
+        if not set(grouping) <= {a for a, _ in key}:
+            continue
+        group = project(key, grouping)
+        result[group] = result[group] + value if group in result else value
+    return result
+
+
+def aggregate_all(
+    cells: Mapping[SliceKey, T], grouping_list: Iterable[Grouping]
+) -> dict[Grouping, dict[SliceKey, T]]:
+    """Groups of every grouping, keyed by grouping."""
+    return {g: aggregate(cells, g) for g in grouping_list}
+
+
+@dataclass(frozen=True)
+class ReferencePolicy:
+    """How the reference group of a grouping is chosen.
+
+    ``majority``: the group with the most decisions. ``worst``: the group with the lowest value
+    of the metric being compared (chosen by the caller through ``score``). ``explicit``:
+    the group with the given attribute values; for a grouping the explicit values do not fully
+    cover, the majority group is used.
+    """
+
+    kind: Literal["majority", "worst", "explicit"] = "majority"
+    explicit: Mapping[str, str] | None = None
+
+    @classmethod
+    def parse(cls, text: str | Mapping[str, str]) -> ReferencePolicy:
+        """``majority``, ``worst``, ``sex=M,race=white`` or a mapping."""
+        if isinstance(text, Mapping):
+            if not text:
+                raise ValueError("an explicit reference needs at least one attribute=value")
+            return cls("explicit", {str(k): str(v) for k, v in text.items()})
+        if text in ("majority", "worst"):
+            return cls(text)  # type: ignore[arg-type]
+        pairs: dict[str, str] = {}
+        for part in text.split(","):
+            name, sep, value = part.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                raise ValueError(
+                    f"reference must be 'majority', 'worst' or attribute=value, got {text!r}"
+                )
+            pairs[name.strip()] = value.strip()
+        return cls("explicit", pairs)
+
+    def choose(
+        self,
+        groups: Mapping[SliceKey, BinaryCounts],
+        grouping: Grouping,
+        score: Callable[[BinaryCounts], float | None] | None = None,
+    ) -> SliceKey | None:
+        """The reference key among ``groups`` (None when no group qualifies)."""
+        if not groups:
+            return None
+        if self.kind == "explicit" and self.explicit and set(grouping) <= set(self.explicit):
+            wanted = tuple(sorted((a, self.explicit[a]) for a in grouping))
+            return wanted if wanted in groups else None
+        if self.kind == "worst" and score is not None:
+            scored = [(s, k) for k, c in groups.items() if (s := score(c)) is not None]
+            if scored:
+                return min(scored)[1]
+        return max(groups.items(), key=lambda item: (item[1].predictions, item[0]))[0]
