@@ -1,0 +1,487 @@
+"""The ModelRollout spec as pydantic models, with the checks a person can act on.
+
+Every cross-field rule here has a twin CEL rule (``x-kubernetes-validations``) so the API server
+refuses the same specs at admission with the same message; ``api.crd`` renders both.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from fairshift.api.catalog import METRIC_NAMES, metric_info
+from fairshift.api.durations import DURATION_PATTERN, parse_duration
+
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+ATTRIBUTE_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+REFERENCE_PATTERN = (
+    r"^(majority|worst|[a-zA-Z_][a-zA-Z0-9_]*=[^,=]+(,[a-zA-Z_][a-zA-Z0-9_]*=[^,=]+)*)$"
+)
+
+Duration = Annotated[str, Field(pattern=DURATION_PATTERN, max_length=32)]
+
+CEL = "x-kubernetes-validations"
+
+
+def rules(*pairs: tuple[str, str]) -> dict[str, Any]:
+    """CEL rules for the CRD schema of a model: ``(rule, message)`` pairs."""
+    return {CEL: [{"rule": rule, "message": message} for rule, message in pairs]}
+
+
+def count_set(*fields: str) -> str:
+    """A CEL expression counting how many of ``fields`` are set on ``self``."""
+    return " + ".join(f"(has(self.{f}) ? 1 : 0)" for f in fields)
+
+
+class Model(BaseModel):
+    """Base for API objects: camelCase on the wire, unknown fields refused, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class TargetRef(Model):
+    """The Deployment the model team updates; its pod template is the candidate."""
+
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+
+
+class ServicePort(Model):
+    """The port the model server listens on; fairshift's Services expose it."""
+
+    port: int = Field(ge=1, le=65535)
+    target_port: int | None = Field(default=None, ge=1, le=65535)
+
+
+class ParentRef(Model):
+    """A Gateway the HTTPRoute attaches to."""
+
+    name: str = Field(min_length=1, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    section_name: str | None = Field(default=None, max_length=253)
+
+
+class GatewayAPIRouting(Model):
+    """Route through a Gateway API HTTPRoute owned by fairshift."""
+
+    parent_refs: list[ParentRef] = Field(min_length=1, max_length=16)
+    hostnames: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+    path_prefix: str = Field(default="/", max_length=1024)
+
+
+class IstioRouting(Model):
+    """Route through an Istio VirtualService owned by fairshift."""
+
+    hosts: list[Annotated[str, Field(max_length=253)]] = Field(min_length=1, max_length=16)
+    gateways: list[Annotated[str, Field(max_length=253)]] = Field(
+        default_factory=list, max_length=16
+    )
+
+
+class ReplicasRouting(Model):
+    """No mesh: the canary weight is approximated by the share of replicas."""
+
+    total_replicas: int | None = Field(default=None, ge=1, le=1000)
+
+
+class Routing(Model):
+    """How traffic reaches the two versions; exactly one router."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                f"{count_set('gatewayAPI', 'istio', 'replicas')} == 1",
+                "routing needs exactly one router: gatewayAPI, istio or replicas",
+            )
+        )
+    )
+
+    gateway_api: GatewayAPIRouting | None = Field(default=None, alias="gatewayAPI")
+    istio: IstioRouting | None = None
+    replicas: ReplicasRouting | None = None
+
+    @model_validator(mode="after")
+    def exactly_one_router(self) -> Routing:
+        if sum(r is not None for r in (self.gateway_api, self.istio, self.replicas)) != 1:
+            raise ValueError("routing needs exactly one router: gatewayAPI, istio or replicas")
+        return self
+
+    @property
+    def kind(self) -> Literal["gatewayAPI", "istio", "replicas"]:
+        if self.gateway_api is not None:
+            return "gatewayAPI"
+        if self.istio is not None:
+            return "istio"
+        return "replicas"
+
+
+class Shadow(Model):
+    """Mirror a share of live traffic to the candidate; its answers are discarded."""
+
+    mirror_percent: int = Field(default=100, ge=1, le=100)
+    duration: Duration = "10m"
+
+
+class AnalyzeStep(Model):
+    """Hold the current weight and analyse for at least ``duration``.
+
+    If the evidence is still not conclusive after ``maxDuration`` (default three times
+    ``duration``) the step is *inconclusive* and ``onInconclusive`` applies.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "!has(self.maxDuration) || duration(self.maxDuration) >= duration(self.duration)",
+                "analyze.maxDuration must be at least analyze.duration",
+            )
+        )
+    )
+
+    duration: Duration
+    max_duration: Duration | None = None
+
+    @model_validator(mode="after")
+    def max_not_below_min(self) -> AnalyzeStep:
+        if self.max_duration and parse_duration(self.max_duration) < parse_duration(
+            self.duration
+        ):
+            raise ValueError("analyze.maxDuration must be at least analyze.duration")
+        return self
+
+    @property
+    def budget_seconds(self) -> float:
+        if self.max_duration:
+            return parse_duration(self.max_duration)
+        return 3 * parse_duration(self.duration)
+
+
+class PauseStep(Model):
+    """Wait: for ``duration`` if given, otherwise until someone promotes."""
+
+    duration: Duration | None = None
+
+
+class Step(Model):
+    """One canary step: exactly one of setWeight, analyze or pause."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                f"{count_set('setWeight', 'analyze', 'pause')} == 1",
+                "each canary step needs exactly one of setWeight, analyze or pause",
+            )
+        )
+    )
+
+    set_weight: int | None = Field(default=None, ge=0, le=100)
+    analyze: AnalyzeStep | None = None
+    pause: PauseStep | None = None
+
+    @model_validator(mode="after")
+    def exactly_one_action(self) -> Step:
+        chosen = (self.set_weight is not None, self.analyze is not None, self.pause is not None)
+        if sum(chosen) != 1:
+            raise ValueError("each canary step needs exactly one of setWeight, analyze or pause")
+        return self
+
+
+class Canary(Model):
+    """Canary steps, run in order."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "self.steps.filter(s, has(s.setWeight)).map(s, s.setWeight).isSorted()",
+                "canary setWeight values must not decrease from one step to the next",
+            )
+        )
+    )
+
+    steps: list[Step] = Field(min_length=1, max_length=64)
+
+    @model_validator(mode="after")
+    def weights_do_not_decrease(self) -> Canary:
+        weights = [s.set_weight for s in self.steps if s.set_weight is not None]
+        if any(b < a for a, b in zip(weights, weights[1:], strict=False)):
+            raise ValueError("canary setWeight values must not decrease from one step to the next")
+        return self
+
+
+class Strategy(Model):
+    """Shadow (optional) then canary steps."""
+
+    shadow: Shadow | None = None
+    canary: Canary
+    progress_deadline: Duration = "10m"
+
+
+class Prometheus(Model):
+    """Where the metrics are."""
+
+    address: str = Field(pattern=r"^https?://", max_length=2048)
+    timeout: Duration = "10s"
+
+
+class Slices(Model):
+    """Which groups are analysed.
+
+    ``reference`` is ``majority``, ``worst`` or explicit values such as ``sex=male``.
+    """
+
+    attributes: list[Annotated[str, Field(pattern=ATTRIBUTE_PATTERN, max_length=63)]] = Field(
+        default_factory=list, max_length=8
+    )
+    intersections: bool = True
+    reference: str = Field(default="majority", pattern=REFERENCE_PATTERN, max_length=256)
+    min_samples: int = Field(default=100, ge=1, le=10_000_000)
+
+    @field_validator("attributes")
+    @classmethod
+    def attributes_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("slices.attributes must not repeat an attribute")
+        return value
+
+
+BOUNDS = ("min", "max", "maxIncrease", "maxDecrease", "maxChange")
+RELATIVE_BOUNDS = ("maxIncrease", "maxDecrease", "maxChange")
+
+
+class Gate(Model):
+    """One check: a metric (from the convention) or a PromQL ``query``, and one bound.
+
+    ``min``/``max`` bound the candidate's value; ``maxIncrease``/``maxDecrease``/``maxChange``
+    bound candidate minus stable, per slice where the metric is per slice.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                f"{count_set('metric', 'query')} == 1",
+                "a gate needs exactly one of metric (from the convention) or query (PromQL)",
+            ),
+            (
+                f"{count_set(*BOUNDS)} == 1",
+                "a gate needs exactly one bound: min, max, maxIncrease, maxDecrease or maxChange",
+            ),
+            (
+                "!has(self.query) || has(self.min) || has(self.max)",
+                "a query gate can only use min or max (a query has no stable value to compare)",
+            ),
+        )
+    )
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$", max_length=63)
+    metric: Literal[METRIC_NAMES] | None = None  # type: ignore[valid-type]
+    query: str | None = Field(default=None, min_length=1, max_length=4096)
+    min: float | None = None
+    max: float | None = None
+    max_increase: float | None = Field(default=None, ge=0)
+    max_decrease: float | None = Field(default=None, ge=0)
+    max_change: float | None = Field(default=None, ge=0)
+    severity: Literal["critical", "warning"] = "critical"
+
+    @model_validator(mode="after")
+    def one_source_one_bound(self) -> Gate:
+        if (self.metric is None) == (self.query is None):
+            raise ValueError(
+                f"gate {self.name}: needs exactly one of metric (from the convention) "
+                "or query (PromQL)"
+            )
+        if len(self.bound_kinds) != 1:
+            raise ValueError(
+                f"gate {self.name}: needs exactly one bound: "
+                "min, max, maxIncrease, maxDecrease or maxChange"
+            )
+        if self.query is not None and self.bound_kind in RELATIVE_BOUNDS:
+            raise ValueError(
+                f"gate {self.name}: a query gate can only use min or max "
+                "(a query has no stable value to compare)"
+            )
+        if self.metric is not None and self.bound_kind in RELATIVE_BOUNDS:
+            if not metric_info(self.metric).relative_bounds:
+                raise ValueError(
+                    f"gate {self.name}: {self.metric} already compares candidate with stable; "
+                    "bound it with max"
+                )
+        return self
+
+    @property
+    def bound_kinds(self) -> list[str]:
+        values = {
+            "min": self.min,
+            "max": self.max,
+            "maxIncrease": self.max_increase,
+            "maxDecrease": self.max_decrease,
+            "maxChange": self.max_change,
+        }
+        return [kind for kind, value in values.items() if value is not None]
+
+    @property
+    def bound_kind(self) -> str:
+        return self.bound_kinds[0]
+
+    @property
+    def threshold(self) -> float:
+        value = {
+            "min": self.min,
+            "max": self.max,
+            "maxIncrease": self.max_increase,
+            "maxDecrease": self.max_decrease,
+            "maxChange": self.max_change,
+        }[self.bound_kind]
+        assert value is not None
+        return value
+
+    @property
+    def critical(self) -> bool:
+        return self.severity == "critical"
+
+
+class Analysis(Model):
+    """How and how often the candidate is judged."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "self.alpha > 0.0 && self.alpha <= 0.5",
+                "alpha is the false-rollback budget of the whole rollout; it must be in (0, 0.5]",
+            ),
+            (
+                "self.gates.all(g, self.gates.exists_one(h, h.name == g.name))",
+                "gate names must be unique",
+            ),
+            (
+                "duration(self.interval) >= duration('5s')",
+                "analysis.interval must be at least 5s",
+            ),
+        )
+    )
+
+    interval: Duration = "30s"
+    prometheus: Prometheus
+    selector: str = Field(
+        default='namespace="{{namespace}}",pod=~"{{deployment}}-[0-9a-z]+-[0-9a-z]+"',
+        max_length=2048,
+    )
+    slices: Slices = Field(default_factory=Slices)
+    alpha: float = 0.05
+    gates: list[Gate] = Field(min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def sane(self) -> Analysis:
+        if not 0.0 < self.alpha <= 0.5:
+            raise ValueError(
+                "alpha is the false-rollback budget of the whole rollout; it must be in (0, 0.5]"
+            )
+        names = [g.name for g in self.gates]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"gate names must be unique; repeated: {', '.join(duplicates)}")
+        if parse_duration(self.interval) < 5:
+            raise ValueError("analysis.interval must be at least 5s")
+        return self
+
+    @property
+    def interval_seconds(self) -> float:
+        return parse_duration(self.interval)
+
+
+class SecretKeyRef(Model):
+    """A key of a Secret in the ModelRollout's namespace."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=253)
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253)
+
+
+class UrlFrom(Model):
+    """Where a webhook URL is kept."""
+
+    secret_key_ref: SecretKeyRef
+
+
+class Webhook(Model):
+    """A webhook: the URL from a Secret, in the generic JSON or the Slack format."""
+
+    url_from: UrlFrom
+    format: Literal["generic", "slack"] = "generic"
+
+
+class Notification(Model):
+    """Where decisions are announced."""
+
+    webhook: Webhook
+
+
+class ModelRolloutSpec(Model):
+    """The whole spec of a ModelRollout."""
+
+    model_config = ConfigDict(
+        json_schema_extra=rules(
+            (
+                "!has(self.strategy.shadow) || !has(self.routing.replicas)",
+                "shadow traffic needs a mesh router (gatewayAPI or istio); "
+                "the replicas router cannot mirror requests",
+            ),
+            (
+                "!self.strategy.canary.steps.exists(s, has(s.analyze)) || has(self.analysis)",
+                "analyze steps need an analysis block with gates",
+            ),
+        )
+    )
+
+    target_ref: TargetRef
+    service: ServicePort
+    routing: Routing
+    strategy: Strategy
+    analysis: Analysis | None = None
+    on_failure: Literal["rollback", "pause"] = "rollback"
+    on_inconclusive: Literal["pause", "rollback"] = "pause"
+    paused: bool = False
+    notifications: list[Notification] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def cross_field(self) -> ModelRolloutSpec:
+        if self.strategy.shadow is not None and self.routing.replicas is not None:
+            raise ValueError(
+                "shadow traffic needs a mesh router (gatewayAPI or istio); "
+                "the replicas router cannot mirror requests"
+            )
+        analyses = any(s.analyze is not None for s in self.strategy.canary.steps)
+        if analyses and self.analysis is None:
+            raise ValueError("analyze steps need an analysis block with gates")
+        return self
+
+
+def parse_spec(raw: dict[str, Any]) -> ModelRolloutSpec:
+    """Validate a spec dict (as the API server stores it); raises ``SpecError``."""
+    from pydantic import ValidationError
+
+    try:
+        return ModelRolloutSpec.model_validate(raw)
+    except ValidationError as error:
+        raise SpecError(describe_validation_error(error)) from None
+
+
+class SpecError(ValueError):
+    """A spec that cannot be run, with a message a person can act on."""
+
+
+def describe_validation_error(error: Any) -> str:
+    """One line per problem: ``spec.analysis.gates[0].max: Input should be a valid number``."""
+    lines = []
+    for problem in error.errors():
+        where = "spec" + "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in problem["loc"]
+        )
+        message = re.sub(r"^Value error, ", "", problem["msg"])
+        lines.append(f"{where}: {message}")
+    return "; ".join(lines)

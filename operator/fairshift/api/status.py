@@ -1,0 +1,126 @@
+"""The ModelRollout status: phase, message, conditions, weights, and the evidence of decisions.
+
+The operator keeps everything it needs to resume in status, so a restarted operator rebuilds
+its state from the resource alone.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Literal
+
+from pydantic import Field
+
+from fairshift.api.spec import Model
+
+
+class Phase(str, Enum):
+    """Where a rollout is. Terminal phases wait for a new target revision (or a retry)."""
+
+    INITIALIZING = "Initializing"
+    IDLE = "Idle"
+    SHADOW = "Shadow"
+    CANARY = "Canary"
+    PAUSED = "Paused"
+    PROMOTING = "Promoting"
+    SUCCEEDED = "Succeeded"
+    ROLLING_BACK = "RollingBack"
+    ROLLED_BACK = "RolledBack"
+    FAILED = "Failed"
+
+
+class Verdict(str, Enum):
+    """The latest analysis verdict, in Argo Rollouts' vocabulary."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCESSFUL = "Successful"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+    ERROR = "Error"
+
+
+class Outcome(str, Enum):
+    """The outcome of one gate on one slice."""
+
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    PENDING = "pending"  # enough data to judge, not yet conclusive
+    INCONCLUSIVE = "inconclusive"  # step budget spent without a conclusion
+    INSUFFICIENT = "insufficient"  # fewer than minSamples, or too few events
+    NO_DATA = "no-data"  # the metric source returned nothing usable
+    SKIPPED = "skipped"  # cannot be evaluated here (e.g. a PromQL gate offline)
+
+
+class GateEvidence(Model):
+    """The numbers behind one gate on one slice."""
+
+    gate: str
+    metric: str
+    severity: Literal["critical", "warning"]
+    slice: str
+    reference: str | None = None
+    stable: float | None = None
+    candidate: float | None = None
+    estimate: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    bound: str
+    threshold: float
+    stable_samples: float = 0
+    candidate_samples: float = 0
+    outcome: Outcome
+    reason: str = ""
+
+
+class Condition(Model):
+    """A Kubernetes-style condition."""
+
+    type: Literal["Progressing", "Analysed", "Paused", "Completed", "InvalidSpec", "Degraded"]
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+
+
+class DecisionRecord(Model):
+    """One decision as the audit chain holds it (aggregates only, never request content)."""
+
+    seq: int
+    time: str
+    action: str
+    reason: str
+    phase: str
+    step: int | None = None
+    candidate_revision: str | None = None
+    prev_hash: str
+    hash: str
+
+
+class ModelRolloutStatus(Model):
+    """Everything a person, the CLI or a restarted operator needs to know about a rollout."""
+
+    phase: Phase = Phase.INITIALIZING
+    message: str = ""
+    reason: str = ""
+    observed_generation: int | None = None
+    stable_revision: str | None = None
+    candidate_revision: str | None = None
+    current_step: int | None = None
+    step_count: int | None = None
+    canary_weight: int = 0
+    mirror_percent: int = 0
+    verdict: Verdict = Verdict.PENDING
+    phase_started_at: str | None = None
+    step_started_at: str | None = None
+    analysis_started_at: str | None = None
+    last_analysis_at: str | None = None
+    consecutive_errors: int = 0
+    paused_reason: str | None = None
+    handled_action: str | None = None
+    evidence: list[GateEvidence] = Field(default_factory=list)
+    conditions: list[Condition] = Field(default_factory=list)
+    decisions: list[DecisionRecord] = Field(default_factory=list)
+    audit_head: str | None = None
+    audit_seq: int = 0

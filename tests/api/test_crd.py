@@ -1,0 +1,62 @@
+"""The committed CRD is the rendering of the API models, and it is a structural schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fairshift.api.crd import render_crd
+from fairshift.commands.crd import crd_yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def walk(node: Any) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        found.append(node)
+        for value in node.values():
+            found.extend(walk(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(walk(value))
+    return found
+
+
+def test_committed_crd_matches_rendering() -> None:
+    committed = (ROOT / "crds" / "modelrollouts.yaml").read_text()
+    assert committed == crd_yaml(), "crds/ is stale: run `fairshift crd -o crds/modelrollouts.yaml`"
+
+
+def test_chart_crd_is_a_copy() -> None:
+    chart_copy = ROOT / "charts" / "fairshift" / "crds" / "modelrollouts.yaml"
+    if chart_copy.exists():
+        assert chart_copy.read_text() == (ROOT / "crds" / "modelrollouts.yaml").read_text()
+
+
+def test_schema_is_structural() -> None:
+    schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for node in walk(schema):
+        assert "$ref" not in node
+        assert "anyOf" not in node and "oneOf" not in node
+        assert "additionalProperties" not in node
+        if "properties" in node:
+            assert node.get("type") == "object"
+
+
+def test_cel_rules_carry_messages() -> None:
+    schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    rules = [r for n in walk(schema) for r in n.get("x-kubernetes-validations", [])]
+    assert len(rules) >= 8
+    assert all(r["message"] and r["rule"] for r in rules)
+
+
+def test_crd_names_and_columns() -> None:
+    crd = yaml.safe_load(crd_yaml())
+    assert crd["spec"]["names"]["shortNames"] == ["mro"]
+    version = crd["spec"]["versions"][0]
+    assert version["subresources"] == {"status": {}}
+    names = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
+    assert names == ["Phase", "Step", "Canary%", "Verdict", "Reason", "Age"]

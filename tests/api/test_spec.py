@@ -1,0 +1,110 @@
+"""The spec models accept the documented example and refuse bad specs with clear messages."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from fairshift.api.durations import format_duration, parse_duration
+from fairshift.api.spec import SpecError, parse_spec
+
+
+def test_example_is_valid(example_spec: dict[str, Any]) -> None:
+    spec = parse_spec(example_spec)
+    assert spec.routing.kind == "gatewayAPI"
+    assert spec.analysis is not None
+    assert [g.bound_kind for g in spec.analysis.gates][:4] == [
+        "maxIncrease",
+        "min",
+        "maxChange",
+        "maxDecrease",
+    ]
+    assert spec.analysis.interval_seconds == 30
+
+
+def mutated(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """A copy of ``spec`` with the dotted ``path`` set (``None`` deletes it)."""
+    result = copy.deepcopy(spec)
+    node: Any = result
+    parts = path.split(".")
+    for part in parts[:-1]:
+        node = node[int(part)] if part.isdigit() else node[part]
+    last = parts[-1]
+    if value is None:
+        del node[last]
+    elif last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return result
+
+
+BAD_SPECS = [
+    ("routing", {}, "exactly one router"),
+    ("routing", {"replicas": {}, "istio": {"hosts": ["a"]}}, "exactly one router"),
+    ("routing", {"replicas": {}}, "shadow traffic needs a mesh router"),
+    ("strategy.canary.steps.2", {"setWeight": 2}, "must not decrease"),
+    ("strategy.canary.steps.0", {"setWeight": 5, "pause": {}}, "exactly one of setWeight"),
+    ("strategy.canary.steps.0", {"setWeight": 101}, "less than or equal to 100"),
+    ("analysis.alpha", 0.0, "(0, 0.5]"),
+    ("analysis.alpha", 0.7, "(0, 0.5]"),
+    ("analysis.gates.0", {"name": "x", "metric": "tpr_gap"}, "exactly one bound"),
+    (
+        "analysis.gates.0",
+        {"name": "x", "metric": "tpr_gap", "max": 1, "min": 0},
+        "exactly one bound",
+    ),
+    ("analysis.gates.0", {"name": "x", "max": 1}, "exactly one of metric"),
+    ("analysis.gates.0", {"name": "x", "query": "up", "maxIncrease": 1}, "only use min or max"),
+    ("analysis.gates.0", {"name": "x", "metric": "nonsense", "max": 1}, "Input should be"),
+    ("analysis.gates.1.name", "equal-opportunity", "unique"),
+    ("analysis.slices.attributes", ["sex", "bad-name"], "should match pattern"),
+    ("analysis.slices.reference", "sex:male", "should match pattern"),
+    ("analysis.interval", "30 seconds", "should match pattern"),
+    ("analysis.interval", "1s", "at least 5s"),
+    ("analysis.gates.5", {"name": "d", "metric": "score_psi", "maxIncrease": 0.1}, "bound it"),
+    ("service.port", 0, "greater than or equal to 1"),
+    ("targetRef.name", "Not_A_Name", "should match pattern"),
+    ("onFailure", "explode", "Input should be"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD_SPECS)
+def test_bad_specs_are_refused_with_a_message(
+    example_spec: dict[str, Any], path: str, value: Any, message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec(mutated(example_spec, path, value))
+    assert message in str(error.value)
+    assert str(error.value).startswith("spec")
+
+
+def test_unknown_fields_are_refused(example_spec: dict[str, Any]) -> None:
+    with pytest.raises(SpecError, match="spec.strategy.canari"):
+        parse_spec({**example_spec, "strategy": {**example_spec["strategy"], "canari": {}}})
+
+
+def test_analyze_steps_need_analysis(example_spec: dict[str, Any]) -> None:
+    with pytest.raises(SpecError, match="analyze steps need an analysis"):
+        parse_spec(mutated(example_spec, "analysis", None))
+
+
+def test_analyze_budget_defaults_to_three_durations(example_spec: dict[str, Any]) -> None:
+    spec = parse_spec(example_spec)
+    step = spec.strategy.canary.steps[1].analyze
+    assert step is not None and step.budget_seconds == 1800
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5)]
+)
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_duration_round_trip() -> None:
+    assert format_duration(parse_duration("1h30m")) == "1h30m"
+    with pytest.raises(ValueError, match="30s, 10m or 1h30m"):
+        parse_duration("soon")
