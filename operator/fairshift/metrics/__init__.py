@@ -1,0 +1,1 @@
+"""Metric sources: Prometheus (the metric convention and custom PromQL gates) and files."""

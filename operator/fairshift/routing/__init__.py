@@ -1,0 +1,1 @@
+"""Traffic routers: one protocol, one implementation per mesh (Gateway API, Istio, replicas)."""
