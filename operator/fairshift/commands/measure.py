@@ -1,0 +1,157 @@
+"""``fairshift measure``: per-slice fairness and quality metrics of one model from a CSV file.
+
+Reads decisions (see ``fairshift.metrics.csvfile``), measures every attribute alone and the
+intersection of all of them, and prints the document as JSON or as tables. Invalid input exits
+with status 2 and a one-line reason on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from fairshift.engine.measurement import Document, measurement_document
+from fairshift.engine.slices import ReferencePolicy
+from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_counts
+
+EXIT_OK = 0
+EXIT_INVALID_INPUT = 2
+ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+TABLE_WIDTH = 140
+
+GROUP_COLUMNS = (
+    ("n", "n"),
+    ("selection_rate", "sel. rate"),
+    ("disparate_impact", "DI"),
+    ("statistical_parity_difference", "SPD"),
+    ("tpr", "TPR"),
+    ("fpr", "FPR"),
+    ("ppv", "PPV"),
+    ("accuracy", "acc."),
+    ("tpr_gap", "TPR gap"),
+    ("fpr_gap", "FPR gap"),
+    ("equalized_odds", "EO"),
+    ("ece", "ECE"),
+)
+
+
+def parse_attributes(text: str) -> list[str]:
+    """``sex,age_band`` -> ``["sex", "age_band"]``; ValueError on a bad or repeated name."""
+    names = [part.strip() for part in text.split(",")]
+    for name in names:
+        if not ATTRIBUTE_NAME.fullmatch(name):
+            raise ValueError(
+                f"attribute names must match [a-zA-Z_][a-zA-Z0-9_]*, got {name!r} in {text!r}"
+            )
+        if name in RESERVED_COLUMNS:
+            raise ValueError(f"{name!r} is a data column, not a slice attribute")
+    if len(set(names)) != len(names):
+        raise ValueError(f"an attribute is repeated in {text!r}")
+    return names
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _group_table(name: str, entries: Sequence[Document]) -> Table:
+    table = Table(title=f"{name} (* = reference)", title_justify="left")
+    table.add_column("group")
+    for _, header in GROUP_COLUMNS:
+        table.add_column(header, justify="right")
+    for entry in entries:
+        label = ", ".join(f"{a}={v}" for a, v in entry["group"].items())
+        marker = " *" if entry["reference"] else ""
+        table.add_row(label + marker, *(_format(entry[field]) for field, _ in GROUP_COLUMNS))
+    return table
+
+
+DISPARITY_COLUMNS = (
+    ("demographic_parity_difference", "DP diff."),
+    ("demographic_parity_ratio", "DP ratio"),
+    ("equalized_odds_difference", "EOdds diff."),
+    ("equalized_odds_ratio", "EOdds ratio"),
+    ("equal_opportunity_difference", "EOpp diff."),
+    ("equal_opportunity_ratio", "EOpp ratio"),
+)
+
+
+def _disparity_table(disparities: Document) -> Table:
+    table = Table(title="disparities between groups (max - min, min / max)", title_justify="left")
+    table.add_column("grouping")
+    for _, header in DISPARITY_COLUMNS:
+        table.add_column(header, justify="right")
+    for name, values in disparities.items():
+        table.add_row(name, *(_format(values[field]) for field, _ in DISPARITY_COLUMNS))
+    return table
+
+
+def print_tables(document: Document, console: Console) -> None:
+    """Overall line, one table per grouping, then the disparities."""
+    overall = document["overall"]
+    summary = ", ".join(f"{key} {_format(value)}" for key, value in overall.items())
+    console.print(f"overall: {summary}")
+    for name, entries in document["groups"].items():
+        console.print(_group_table(name, entries))
+    console.print(_disparity_table(document["disparities"]))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``fairshift measure``."""
+    try:
+        attributes = parse_attributes(args.attributes)
+        policy = ReferencePolicy.parse(args.reference)
+        data = read_counts(args.data, attributes)
+        document = measurement_document(data.counts, attributes, policy)
+    except (DataFileError, ValueError) as error:
+        print(f"fairshift measure: error: {error}", file=sys.stderr)
+        return EXIT_INVALID_INPUT
+    if args.format == "json":
+        print(json.dumps(document, indent=2))
+    else:
+        width = None if sys.stdout.isatty() else TABLE_WIDTH
+        print_tables(document, Console(file=sys.stdout, width=width))
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    """Add ``measure`` to the ``fairshift`` command."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "measure",
+        help="per-slice fairness, quality and calibration metrics of one model from a CSV file",
+        description=(
+            "Measure a model's decisions per slice: every attribute alone and the intersection"
+            " of all of them. The CSV has one column per attribute, prediction (0/1), and"
+            " optionally label (0/1, empty if unknown), score (0..1) and latency_seconds."
+        ),
+    )
+    parser.add_argument("--data", required=True, metavar="FILE.csv", help="decisions CSV file")
+    parser.add_argument(
+        "--attributes",
+        required=True,
+        metavar="A,B",
+        help="comma-separated slice attributes (columns of the file), e.g. sex,age_band",
+    )
+    parser.add_argument(
+        "--reference",
+        default="majority",
+        metavar="POLICY",
+        help="reference group: majority (default), worst (lowest selection rate) or sex=M",
+    )
+    parser.add_argument("--format", choices=("json", "table"), default="table")
+    parser.set_defaults(handler=run)
