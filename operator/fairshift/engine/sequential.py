@@ -80,9 +80,19 @@ def proportion_variance(p: Proportion) -> float | None:
     """
     if p.trials <= 0.0:
         return None
-    n_tilde = p.trials + 2.0 * AGRESTI_CAFFO_PSEUDO_COUNT
-    p_tilde = (p.successes + AGRESTI_CAFFO_PSEUDO_COUNT) / n_tilde
-    return p_tilde * (1.0 - p_tilde) / n_tilde
+    return float(proportion_variances([p.successes], [p.trials])[0])
+
+
+def proportion_variances(successes: npt.ArrayLike, trials: npt.ArrayLike) -> FloatArray:
+    """``proportion_variance`` element-wise over arrays of counts (every trial count > 0)."""
+    x = np.asarray(successes, dtype=np.float64)
+    n = np.asarray(trials, dtype=np.float64)
+    if np.any(~(n > 0.0)) or np.any(~(x >= 0.0)) or np.any(x > n):
+        raise ValueError("need 0 <= successes <= trials and trials > 0")
+    n_tilde = n + 2.0 * AGRESTI_CAFFO_PSEUDO_COUNT
+    p_tilde = (x + AGRESTI_CAFFO_PSEUDO_COUNT) / n_tilde
+    variances: FloatArray = p_tilde * (1.0 - p_tilde) / n_tilde
+    return variances
 
 
 def sum_of_variances(variances: Iterable[float | None]) -> float | None:
