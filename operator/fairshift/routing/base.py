@@ -1,12 +1,20 @@
-"""The router protocol every traffic router implements, and the values routers exchange.
+"""The router protocol every traffic router implements, the values routers exchange, and the
+helpers they share.
 
 Routers never import the Kubernetes client: they receive an ``ObjectApi`` (implemented in
 ``fairshift.k8s``; faked in tests) and manage exactly one route object owned by the rollout.
+Errors raised by the ``ObjectApi`` (``fairshift.k8s.errors.KubeError``) pass through routers
+unchanged; routers raise ``RoutingError`` for problems of their own (a route that belongs to
+someone else, a route edited into a shape they cannot read, a split they cannot make).
+
+What a router last wrote is kept on the object it manages, in the ``fairshift.io/weights``
+annotation, so ``verify`` still works after the operator restarts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -86,3 +94,92 @@ class Router(Protocol):
 
 class RoutingError(RuntimeError):
     """A route could not be written or read (a temporary error unless stated otherwise)."""
+
+
+WEIGHTS_ANNOTATION = "fairshift.io/weights"
+ROLLOUT_LABEL = "fairshift.io/rollout"
+MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
+MANAGER = "fairshift"
+
+
+def encode_weights(weights: Weights) -> str:
+    """The ``fairshift.io/weights`` annotation value for ``weights``."""
+    return json.dumps(
+        {
+            "primary": weights.primary,
+            "canary": weights.canary,
+            "mirrorPercent": weights.mirror_percent,
+        },
+        sort_keys=True,
+    )
+
+
+def decode_weights(obj: Mapping[str, Any]) -> Weights | None:
+    """The weights recorded on ``obj`` by the last write, or None if absent or unreadable."""
+    raw = (obj.get("metadata", {}).get("annotations") or {}).get(WEIGHTS_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+        return Weights(int(value["primary"]), int(value["canary"]), int(value["mirrorPercent"]))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def weights_from_amounts(primary: float, canary: float, mirror_percent: int = 0) -> Weights:
+    """Weights from relative amounts (backend weights, replica counts), rounded to percent."""
+    if primary < 0 or canary < 0 or primary + canary <= 0:
+        raise RoutingError(f"cannot read a traffic split from amounts {primary} and {canary}")
+    canary_percent = round(100 * canary / (primary + canary))
+    return Weights.canary_share(canary_percent, mirror_percent)
+
+
+def route_metadata(target: RouteTarget, weights: Weights) -> dict[str, Any]:
+    """Metadata of a route object: named after the rollout, owned by it, weights recorded."""
+    metadata: dict[str, Any] = {
+        "name": target.rollout,
+        "namespace": target.namespace,
+        "labels": {MANAGED_BY_LABEL: MANAGER, ROLLOUT_LABEL: target.rollout},
+        "annotations": {WEIGHTS_ANNOTATION: encode_weights(weights)},
+    }
+    if target.owner_references:
+        metadata["ownerReferences"] = [dict(ref) for ref in target.owner_references]
+    return metadata
+
+
+def require_owned(live: Mapping[str, Any], target: RouteTarget, what: str) -> None:
+    """Refuse to take over a route object that another owner (or a person) created."""
+    wanted = controller_uid(target.owner_references)
+    if wanted is None:
+        return
+    owners = live.get("metadata", {}).get("ownerReferences") or []
+    if not any(str(owner.get("uid")) == wanted for owner in owners):
+        raise RoutingError(
+            f"{what} {target.namespace}/{target.rollout} exists and is not owned by "
+            f"ModelRollout {target.rollout}; rename or delete it, fairshift will not take it over"
+        )
+
+
+def controller_uid(owner_references: Sequence[Mapping[str, Any]]) -> str | None:
+    """The uid of the controlling owner among ``owner_references`` (or of the first one)."""
+    for reference in owner_references:
+        if reference.get("controller"):
+            return str(reference.get("uid"))
+    return str(owner_references[0].get("uid")) if owner_references else None
+
+
+def contains(live: Any, expected: Any) -> bool:
+    """Whether ``live`` holds everything in ``expected``: dict keys may be added (API server
+    defaults), lists must have the same length and match item by item, scalars must be equal.
+    """
+    if isinstance(expected, Mapping):
+        return isinstance(live, Mapping) and all(
+            key in live and contains(live[key], value) for key, value in expected.items()
+        )
+    if isinstance(expected, list):
+        return (
+            isinstance(live, list)
+            and len(live) == len(expected)
+            and all(contains(a, b) for a, b in zip(live, expected, strict=True))
+        )
+    return bool(live == expected)
