@@ -82,7 +82,7 @@ def test_bad_specs_are_refused_with_a_message(
 
 
 def test_unknown_fields_are_refused(example_spec: dict[str, Any]) -> None:
-    with pytest.raises(SpecError, match="spec.strategy.canari"):
+    with pytest.raises(SpecError, match=r"spec\.strategy\.canari"):
         parse_spec({**example_spec, "strategy": {**example_spec["strategy"], "canari": {}}})
 
 

@@ -7,10 +7,10 @@ engine's harm functions all read from.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 
 
-class MetricFamily(str, Enum):
+class MetricFamily(StrEnum):
     """What a metric is computed from."""
 
     RATE = "rate"  # a per-slice proportion of the classifier's decisions

@@ -6,6 +6,7 @@ refuses the same specs at admission with the same message; ``api.crd`` renders b
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Any, Literal
 
@@ -150,9 +151,7 @@ class AnalyzeStep(Model):
 
     @model_validator(mode="after")
     def max_not_below_min(self) -> AnalyzeStep:
-        if self.max_duration and parse_duration(self.max_duration) < parse_duration(
-            self.duration
-        ):
+        if self.max_duration and parse_duration(self.max_duration) < parse_duration(self.duration):
             raise ValueError("analyze.maxDuration must be at least analyze.duration")
         return self
 
@@ -210,7 +209,7 @@ class Canary(Model):
     @model_validator(mode="after")
     def weights_do_not_decrease(self) -> Canary:
         weights = [s.set_weight for s in self.steps if s.set_weight is not None]
-        if any(b < a for a, b in zip(weights, weights[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(weights)):
             raise ValueError("canary setWeight values must not decrease from one step to the next")
         return self
 

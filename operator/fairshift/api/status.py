@@ -6,7 +6,7 @@ its state from the resource alone.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -14,7 +14,7 @@ from pydantic import Field
 from fairshift.api.spec import Model
 
 
-class Phase(str, Enum):
+class Phase(StrEnum):
     """Where a rollout is. Terminal phases wait for a new target revision (or a retry)."""
 
     INITIALIZING = "Initializing"
@@ -29,7 +29,7 @@ class Phase(str, Enum):
     FAILED = "Failed"
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     """The latest analysis verdict, in Argo Rollouts' vocabulary."""
 
     PENDING = "Pending"
@@ -40,7 +40,7 @@ class Verdict(str, Enum):
     ERROR = "Error"
 
 
-class Outcome(str, Enum):
+class Outcome(StrEnum):
     """The outcome of one gate on one slice."""
 
     PASS = "pass"

@@ -1,0 +1,167 @@
+"""``fairshift gate``: judge a candidate against the stable model offline, before deployment.
+
+Reads ``spec.analysis`` of a ModelRollout manifest and two decision CSVs, evaluates every gate
+on every slice with single-look statistics (Wilson, Newcombe, Katz; Holm across critical cells,
+Benjamini-Hochberg across warnings) and exits 0 (pass), 1 (a critical gate failed), 3 (not
+proven: a warning, pending, or insufficient data) or 2 (invalid input, one line on stderr).
+Gates that need Prometheus (a PromQL ``query``) are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from fairshift.api.spec import Analysis, SpecError, parse_spec
+from fairshift.api.status import GateEvidence, Outcome
+from fairshift.engine.gates import Evaluation, evaluate, evidence
+from fairshift.metrics.csvfile import DataFileError, read_counts
+
+EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_NOT_PROVEN = 0, 1, 2, 3
+OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
+
+
+class PolicyError(ValueError):
+    """A policy file that is not a usable ModelRollout manifest."""
+
+
+def load_analysis(path: Path) -> Analysis:
+    """``spec.analysis`` of a ModelRollout manifest (the whole spec is validated)."""
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise PolicyError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("spec"), dict):
+        raise PolicyError(f"{path}: not a ModelRollout manifest (no spec)")
+    try:
+        spec = parse_spec(document["spec"])
+    except SpecError as error:
+        raise PolicyError(f"{path}: {error}") from None
+    if spec.analysis is None:
+        raise PolicyError(f"{path}: spec.analysis is missing; there are no gates to check")
+    return spec.analysis
+
+
+def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation]:
+    analysis = load_analysis(args.policy)
+    attributes = analysis.slices.attributes
+    stable = read_counts(args.stable, attributes).counts
+    candidate = read_counts(args.candidate, attributes).counts
+    offline = [g for g in analysis.gates if g.query is None]
+    return analysis, evaluate(analysis, stable, candidate, single_look=True, gates=offline)
+
+
+def rows(analysis: Analysis, evaluation: Evaluation) -> list[GateEvidence]:
+    found = [evidence(cell) for cell in sorted(evaluation.cells, key=row_order(analysis))]
+    for gate in analysis.gates:
+        if gate.query is not None:
+            found.append(
+                GateEvidence(
+                    gate=gate.name,
+                    metric="query",
+                    severity=gate.severity,
+                    slice="overall",
+                    bound=gate.bound_kind,
+                    threshold=gate.threshold,
+                    outcome=Outcome.SKIPPED,
+                    reason="PromQL gates need Prometheus; checked by the operator",
+                )
+            )
+    return found
+
+
+def row_order(analysis: Analysis) -> Any:
+    order = {g.name: i for i, g in enumerate(analysis.gates)}
+    return lambda cell: (order[cell.gate.name], len(cell.measurement.slice), cell.measurement.slice)
+
+
+def exit_code(evaluation: Evaluation) -> int:
+    outcomes = {c.outcome for c in evaluation.cells}
+    if Outcome.FAIL in outcomes:
+        return EXIT_FAIL
+    if outcomes - {Outcome.PASS} or not outcomes:
+        return EXIT_NOT_PROVEN
+    return EXIT_PASS
+
+
+VERDICTS = {EXIT_PASS: "pass", EXIT_FAIL: "fail", EXIT_NOT_PROVEN: "not proven"}
+
+
+def print_json(found: list[GateEvidence], code: int) -> None:
+    document = {
+        "verdict": VERDICTS[code],
+        "exitCode": code,
+        "gates": [e.model_dump(mode="json", by_alias=True) for e in found],
+    }
+    json.dump(document, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def print_table(found: list[GateEvidence], code: int) -> None:
+    table = Table(title=f"fairshift gate: {VERDICTS[code]}", title_justify="left")
+    for name in (
+        "gate",
+        "slice",
+        "stable",
+        "candidate",
+        "estimate",
+        "bounds",
+        "bound",
+        "n",
+        "outcome",
+    ):
+        table.add_column(name, overflow="fold")
+    for e in found:
+        bounds = "" if e.lower is None else f"[{fmt(e.lower)}, {fmt(e.upper)}]"
+        style = OUTCOME_STYLE.get(e.outcome.value, "")
+        table.add_row(
+            f"{e.gate} ({e.severity[0]})",
+            e.slice,
+            fmt(e.stable),
+            fmt(e.candidate),
+            fmt(e.estimate),
+            bounds,
+            f"{e.bound} {e.threshold:g}",
+            f"{e.stable_samples:.0f}/{e.candidate_samples:.0f}",
+            f"[{style}]{e.outcome.value}[/]" if style else e.outcome.value,
+        )
+    Console(width=160).print(table)
+
+
+def fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "gate",
+        help="judge a candidate against stable from decision files (CI/CD gate)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--policy", type=Path, required=True, help="ModelRollout manifest")
+    parser.add_argument("--stable", type=Path, required=True, help="stable model decisions CSV")
+    parser.add_argument("--candidate", type=Path, required=True, help="candidate decisions CSV")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        analysis, evaluation = run_gate(args)
+    except (PolicyError, DataFileError) as error:
+        print(f"fairshift gate: error: {error}", file=sys.stderr)
+        return EXIT_INVALID
+    found = rows(analysis, evaluation)
+    code = exit_code(evaluation)
+    (print_json if args.format == "json" else print_table)(found, code)
+    return code

@@ -1,0 +1,78 @@
+"""The tamper-evident audit trail: an append-only hash chain of decision records.
+
+Each record holds ``seq``, its payload (aggregates and metadata only, never request content),
+the previous record's hash and its own hash: SHA-256 over the canonical JSON of everything but
+``hash``. Editing a record breaks its hash; removing or reordering one breaks the chain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+GENESIS_HASH = "0" * 64
+
+
+def canonical_json(value: Any) -> str:
+    """The byte-stable JSON the hashes are computed over."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def record_hash(record: Mapping[str, Any]) -> str:
+    """SHA-256 of a record without its own ``hash`` field."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def chain_record(payload: Mapping[str, Any], seq: int, prev_hash: str) -> dict[str, Any]:
+    """A new record following ``prev_hash`` at position ``seq``."""
+    if "hash" in payload or "prev_hash" in payload or "seq" in payload:
+        raise ValueError("a payload may not set seq, prev_hash or hash")
+    record: dict[str, Any] = {**payload, "seq": seq, "prev_hash": prev_hash}
+    record["hash"] = record_hash(record)
+    return record
+
+
+@dataclass(frozen=True)
+class ChainCheck:
+    """The result of verifying a chain: ``ok`` and one line per problem found."""
+
+    records: int
+    problems: tuple[str, ...] = field(default_factory=tuple)
+    head: str = GENESIS_HASH
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_chain(
+    records: Sequence[Mapping[str, Any]],
+    expected_head: str | None = None,
+    first_prev_hash: str = GENESIS_HASH,
+) -> ChainCheck:
+    """Check hashes, links and sequence numbers; ``expected_head`` catches a cut tail.
+
+    ``first_prev_hash`` lets a verifier start from a known record when older records were
+    trimmed (the trim itself is then recorded by that record's ``prev_hash``).
+    """
+    problems: list[str] = []
+    previous_hash = first_prev_hash
+    previous_seq: int | None = None
+    for index, record in enumerate(records):
+        seq = record.get("seq")
+        where = f"record {index} (seq {seq})"
+        if record.get("hash") != record_hash(record):
+            problems.append(f"{where}: content does not match its hash (edited)")
+        if record.get("prev_hash") != previous_hash:
+            problems.append(f"{where}: does not follow the previous record (removed or reordered)")
+        if previous_seq is not None and seq != previous_seq + 1:
+            problems.append(f"{where}: sequence jumps from {previous_seq} (records removed)")
+        previous_hash = str(record.get("hash"))
+        previous_seq = seq if isinstance(seq, int) else previous_seq
+    if expected_head is not None and records and previous_hash != expected_head:
+        problems.append("the last record is not the head the rollout recorded (records removed)")
+    return ChainCheck(len(records), tuple(problems), previous_hash)

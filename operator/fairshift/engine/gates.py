@@ -1,0 +1,329 @@
+"""Gate outcomes: inference on every measurement, with the rollout's error budget shared out.
+
+Sequential looks (the operator, every interval) use always-valid one-sided bounds from
+``engine.sequential``; a single look (``fairshift gate``) uses fixed-sample intervals (Wilson,
+Newcombe, Katz). Critical cells share ``alpha`` by Bonferroni (Holm for a single look);
+warning cells are flagged by Benjamini-Hochberg (e-BH on anytime e-values when sequential).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fairshift.api.spec import Analysis, Gate
+from fairshift.api.status import GateEvidence, Outcome
+from fairshift.engine import intervals, multiplicity, sequential
+from fairshift.engine.counts import VersionCounts, slice_name
+from fairshift.engine.harm import Measurement, measure_gate
+from fairshift.engine.intervals import ConfidenceInterval
+
+FAILING = (Outcome.FAIL, Outcome.WARN)
+SEVERITY_ORDER = {
+    Outcome.FAIL: 0,
+    Outcome.WARN: 1,
+    Outcome.NO_DATA: 2,
+    Outcome.INCONCLUSIVE: 3,
+    Outcome.PENDING: 4,
+    Outcome.INSUFFICIENT: 5,
+    Outcome.SKIPPED: 6,
+    Outcome.PASS: 7,
+}
+
+
+@dataclass(frozen=True)
+class CellResult:
+    """A measurement with its bounds and outcome."""
+
+    measurement: Measurement
+    lower: float | None
+    upper: float | None
+    outcome: Outcome
+    reason: str
+    alpha: float
+
+    @property
+    def gate(self) -> Gate:
+        return self.measurement.gate
+
+    @property
+    def critical(self) -> bool:
+        return self.measurement.gate.critical
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Every cell of every gate after one look."""
+
+    cells: tuple[CellResult, ...]
+    gates: tuple[Gate, ...]
+
+    def of_gate(self, gate: Gate) -> list[CellResult]:
+        return [c for c in self.cells if c.gate.name == gate.name]
+
+    def gate_outcome(self, gate: Gate) -> Outcome:
+        """The worst outcome over the gate's cells; no cells at all is ``no-data``."""
+        cells = self.of_gate(gate)
+        if not cells:
+            return Outcome.NO_DATA
+        return min((c.outcome for c in cells), key=SEVERITY_ORDER.__getitem__)
+
+    def worst(self, limit: int = 10) -> list[CellResult]:
+        """The most severe cells first (then the closest to their bound)."""
+        return sorted(self.cells, key=severity_key)[:limit]
+
+
+def severity_key(cell: CellResult) -> tuple[int, int, float]:
+    return (SEVERITY_ORDER[cell.outcome], 0 if cell.critical else 1, -excess(cell))
+
+
+def excess(cell: CellResult) -> float:
+    """How far the estimate lies beyond (positive) or within (negative) the acceptable region."""
+    estimate = cell.measurement.estimate
+    if estimate is None:
+        return -math.inf
+    low, high = cell.measurement.acceptable
+    return max(low - estimate, estimate - high)
+
+
+# --- inference ------------------------------------------------------------------------------
+
+
+def sufficient(m: Measurement, min_samples: int) -> str | None:
+    """Why a cell cannot be judged yet, or None when it can."""
+    if m.point_only:
+        return None if m.estimate is not None else "the query returned no data"
+    if m.candidate_samples < min_samples:
+        return f"candidate has {m.candidate_samples:.0f} of {min_samples} samples"
+    if m.needs_stable and m.stable_samples < min_samples:
+        return f"stable has {m.stable_samples:.0f} of {min_samples} samples"
+    if m.estimate is None or (m.variance is None and m.uniform_band is None):
+        return "the metric is undefined for this slice (0/0)"
+    return None
+
+
+def sequential_bounds(m: Measurement, alpha: float) -> tuple[float, float]:
+    """One-sided always-valid bounds, each at level ``alpha``."""
+    assert m.estimate is not None
+    if m.uniform_band is not None:
+        width = m.uniform_band(alpha)
+        return m.estimate - width, m.estimate + width
+    tau = sequential.tau_for_margin(m.margin_scale, alpha)
+    ci = sequential.normal_mixture_bounds(m.estimate, m.variance, alpha, tau)
+    return ci.lower, ci.upper
+
+
+def fixed_bounds(m: Measurement, alpha: float) -> tuple[float, float]:
+    """One-sided fixed-sample bounds at ``alpha`` each (a two-sided ``2 alpha`` interval)."""
+    assert m.estimate is not None
+    if m.uniform_band is not None:
+        width = m.uniform_band(alpha)
+        return m.estimate - width, m.estimate + width
+    two_sided = 2 * alpha
+    ci: ConfidenceInterval | None = None
+    props = m.fixed.proportions
+    if m.fixed.method == "wilson" and props:
+        ci = intervals.wilson_interval(props[0], two_sided)
+    elif m.fixed.method == "newcombe" and len(props) == 2:
+        ci = intervals.newcombe_difference_interval(props[0], props[1], two_sided)
+    elif m.fixed.method == "katz" and m.log_scale:
+        width = intervals.two_sided_z(two_sided) * math.sqrt(m.variance or math.inf)
+        return m.estimate - width, m.estimate + width
+    if ci is None:
+        ci = intervals.wald_interval(m.estimate, m.variance, two_sided)
+    return ci.lower, ci.upper
+
+
+def judge(m: Measurement, lower: float, upper: float) -> Outcome:
+    """fail when surely outside the acceptable region, pass when surely inside."""
+    low, high = m.acceptable
+    if lower > high or upper < low:
+        return Outcome.FAIL if m.gate.critical else Outcome.WARN
+    if lower >= low and upper <= high:
+        return Outcome.PASS
+    return Outcome.PENDING
+
+
+def judge_point(m: Measurement) -> Outcome:
+    assert m.estimate is not None
+    low, high = m.acceptable
+    if low <= m.estimate <= high:
+        return Outcome.PASS
+    return Outcome.FAIL if m.gate.critical else Outcome.WARN
+
+
+def cell_alpha(m: Measurement, family_alpha: float) -> float:
+    """A two-sided acceptable region (maxChange) splits the cell's alpha between its sides."""
+    low, high = m.acceptable
+    return family_alpha / 2 if math.isfinite(low) and math.isfinite(high) else family_alpha
+
+
+def infer(m: Measurement, family_alpha: float, min_samples: int, single_look: bool) -> CellResult:
+    alpha = cell_alpha(m, family_alpha)
+    why_not = sufficient(m, min_samples)
+    if why_not is not None:
+        outcome = Outcome.NO_DATA if m.point_only else Outcome.INSUFFICIENT
+        return CellResult(m, None, None, outcome, why_not, alpha)
+    if m.point_only:
+        return CellResult(m, m.estimate, m.estimate, judge_point(m), m.note, alpha)
+    bounds = fixed_bounds if single_look else sequential_bounds
+    lower, upper = bounds(m, alpha)
+    return CellResult(m, lower, upper, judge(m, lower, upper), m.note, alpha)
+
+
+# --- multiplicity ---------------------------------------------------------------------------
+
+
+def family_alphas(measurements: Sequence[Measurement], alpha: float) -> tuple[float, float]:
+    """Per-cell alpha for critical cells (Bonferroni) and for warning cells."""
+    critical = sum(1 for m in measurements if m.gate.critical and not m.point_only)
+    warning = sum(1 for m in measurements if not m.gate.critical and not m.point_only)
+    return alpha / max(critical, 1), alpha / max(warning, 1)
+
+
+def fail_side_e_value(cell: CellResult) -> float:
+    """Anytime evidence that the cell is beyond its acceptable region (the larger side)."""
+    m = cell.measurement
+    if cell.outcome in (Outcome.INSUFFICIENT, Outcome.NO_DATA) or m.estimate is None:
+        return 0.0
+    if m.variance is None:
+        return math.inf if cell.outcome in FAILING else 0.0
+    low, high = m.acceptable
+    tau = sequential.tau_for_margin(m.margin_scale, cell.alpha)
+    values = [0.0]
+    if math.isfinite(high):
+        values.append(sequential.mixture_e_value(m.estimate, m.variance, high, tau, "greater"))
+    if math.isfinite(low):
+        values.append(sequential.mixture_e_value(m.estimate, m.variance, low, tau, "less"))
+    return max(values)
+
+
+def fail_side_p_value(cell: CellResult) -> float:
+    """A one-sided fixed-sample (Wald) p-value that the cell is beyond its region."""
+    from scipy.stats import norm
+
+    m = cell.measurement
+    if m.estimate is None or not m.variance:
+        return 0.0 if cell.outcome in FAILING else 1.0
+    low, high = m.acceptable
+    sd = math.sqrt(m.variance)
+    p_values = [1.0]
+    if math.isfinite(high):
+        p_values.append(float(norm.sf((m.estimate - high) / sd)))
+    if math.isfinite(low):
+        p_values.append(float(norm.sf((low - m.estimate) / sd)))
+    return min(p_values)
+
+
+def apply_warning_fdr(cells: list[CellResult], alpha: float, single_look: bool) -> list[CellResult]:
+    """Warning cells: warn exactly those that BH (or e-BH) rejects at ``alpha``."""
+    indices = [i for i, c in enumerate(cells) if not c.critical and not c.measurement.point_only]
+    judged = [i for i in indices if cells[i].outcome not in (Outcome.INSUFFICIENT,)]
+    if not judged:
+        return cells
+    if single_look:
+        rejected = multiplicity.benjamini_hochberg(
+            [fail_side_p_value(cells[i]) for i in judged], alpha
+        )
+    else:
+        rejected = multiplicity.e_benjamini_hochberg(
+            [fail_side_e_value(cells[i]) for i in judged], alpha
+        )
+    result = list(cells)
+    for position, index in enumerate(judged):
+        cell = result[index]
+        if rejected[position] and cell.outcome is not Outcome.WARN:
+            result[index] = replace_outcome(cell, Outcome.WARN)
+        elif not rejected[position] and cell.outcome is Outcome.WARN:
+            result[index] = replace_outcome(cell, Outcome.PENDING)
+    return result
+
+
+def apply_holm(cells: list[CellResult], alpha: float) -> list[CellResult]:
+    """Single look: critical cells fail exactly when Holm rejects them."""
+    indices = [
+        i
+        for i, c in enumerate(cells)
+        if c.critical and not c.measurement.point_only and c.outcome is not Outcome.INSUFFICIENT
+    ]
+    if not indices:
+        return cells
+    rejected = multiplicity.holm([fail_side_p_value(cells[i]) for i in indices], alpha)
+    result = list(cells)
+    for position, index in enumerate(indices):
+        if rejected[position] and result[index].outcome is not Outcome.FAIL:
+            result[index] = replace_outcome(result[index], Outcome.FAIL)
+    return result
+
+
+def replace_outcome(cell: CellResult, outcome: Outcome) -> CellResult:
+    return CellResult(cell.measurement, cell.lower, cell.upper, outcome, cell.reason, cell.alpha)
+
+
+# --- the whole look -------------------------------------------------------------------------
+
+
+def evaluate(
+    analysis: Analysis,
+    stable: VersionCounts,
+    candidate: VersionCounts,
+    *,
+    single_look: bool = False,
+    gates: Sequence[Gate] | None = None,
+) -> Evaluation:
+    """Measure and judge every gate on every slice."""
+    chosen = tuple(gates if gates is not None else analysis.gates)
+    measurements = [
+        m for gate in chosen for m in measure_gate(gate, analysis.slices, stable, candidate)
+    ]
+    critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
+    cells = [
+        infer(
+            m,
+            critical_alpha if m.gate.critical else warning_alpha,
+            analysis.slices.min_samples,
+            single_look,
+        )
+        for m in measurements
+    ]
+    cells = apply_warning_fdr(cells, analysis.alpha, single_look)
+    if single_look:
+        cells = apply_holm(cells, analysis.alpha)
+    return Evaluation(tuple(cells), chosen)
+
+
+def evidence(cell: CellResult) -> GateEvidence:
+    """The status/report form of a cell, on the metric's natural scale."""
+    m = cell.measurement
+    to_natural = math.exp if m.log_scale else (lambda x: x)
+
+    def natural(x: float | None) -> float | None:
+        if x is None or not math.isfinite(x):
+            return None
+        return round(to_natural(x), 6)
+
+    return GateEvidence(
+        gate=m.gate.name,
+        metric=m.gate.metric or "query",
+        severity=m.gate.severity,
+        slice=slice_name(m.slice),
+        reference=slice_name(m.reference) if m.reference is not None else None,
+        stable=rounded(m.stable_value),
+        candidate=rounded(m.candidate_value),
+        estimate=natural(m.estimate),
+        lower=natural(cell.lower),
+        upper=natural(cell.upper),
+        bound=m.gate.bound_kind,
+        threshold=m.gate.threshold,
+        stable_samples=round(m.stable_samples, 3) if math.isfinite(m.stable_samples) else 0,
+        candidate_samples=round(m.candidate_samples, 3)
+        if math.isfinite(m.candidate_samples)
+        else 0,
+        outcome=cell.outcome,
+        reason=cell.reason,
+    )
+
+
+def rounded(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else round(x, 6)
