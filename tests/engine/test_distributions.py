@@ -91,6 +91,15 @@ class TestQuantile:
         assert low_value <= high_value + 1e-12
         assert 0.0 <= low_value <= 4.0
 
+    @given(st.tuples(*[st.floats(0, 1e6) for _ in range(4)]).filter(lambda c: sum(c) > 0))
+    def test_fractional_counts_from_prometheus_reach_every_q(
+        self, counts: tuple[float, ...]
+    ) -> None:
+        h = hist(counts)
+        for q in (0.0, 0.5, 0.999, 1.0):
+            value = quantile(h, q)
+            assert value is not None and 0.0 <= value <= 4.0
+
 
 class TestExceedance:
     def test_threshold_on_a_bound_counts_whole_buckets(self) -> None:

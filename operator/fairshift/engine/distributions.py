@@ -208,11 +208,11 @@ def quantile(h: Histogram, q: float) -> float | None:
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"a quantile must be between 0 and 1, got {q}")
     counts = _counts(h)
-    total = float(counts.sum())
+    cumulative = np.cumsum(counts)
+    total = float(cumulative[-1])
     finite = [bound for bound in h.bounds if math.isfinite(bound)]
     if total <= 0 or not finite:
         return None
-    cumulative = np.cumsum(counts)
     rank = q * total
     bucket = int(np.flatnonzero((cumulative >= rank) & (counts > 0))[0])
     if math.isinf(h.bounds[bucket]):
@@ -229,9 +229,10 @@ def exceedance(h: Histogram, threshold: float) -> Proportion:
     """The observations above ``threshold``, out of all observations.
 
     Observations are taken as spread uniformly inside their bucket, so a threshold inside a
-    bucket counts the share of that bucket lying above it. The ``+Inf`` bucket has no width:
-    when the threshold lies beyond the last finite bound, the whole ``+Inf`` bucket counts as
-    above it (the conservative reading for latency).
+    bucket counts the share of that bucket lying above it. The ``+Inf`` bucket has no width to
+    interpolate in, so it always counts as above: when the threshold lies beyond the last
+    finite bound the histogram cannot tell, and counting it is the conservative reading for
+    latency.
     """
     counts = _counts(h)
     lower, upper = bucket_edges(h.bounds)
