@@ -48,12 +48,14 @@ class TestProportionVariance:
     @pytest.mark.parametrize("successes", [0, 50])
     def test_never_zero_at_the_edges(self, successes: int) -> None:
         variance = proportion_variance(Proportion(successes, 50))
-        # p_tilde = 1/52 (or 51/52): 1/52 * 51/52 / 52
-        assert variance == pytest.approx((1 / 52) * (51 / 52) / 52)
+        # "plus four": p_tilde = 2/54 (or 52/54), variance p_tilde (1 - p_tilde) / 54
+        assert variance == pytest.approx((2 / 54) * (52 / 54) / 54)
 
     def test_close_to_binomial_for_large_counts(self) -> None:
         variance = proportion_variance(Proportion(3000, 10000))
+        assert variance is not None
         assert variance == pytest.approx(0.3 * 0.7 / 10000, rel=1e-3)
+        assert variance < 0.3 * 0.7 / 10000
 
     @given(
         trials=st.floats(min_value=0.5, max_value=1e6),
@@ -62,7 +64,7 @@ class TestProportionVariance:
     def test_positive_and_at_most_the_worst_case(self, trials: float, share: float) -> None:
         variance = proportion_variance(Proportion(share * trials, trials))
         assert variance is not None
-        assert 0.0 < variance <= 0.25 / (trials + 2.0) + 1e-15
+        assert 0.0 < variance <= 0.25 / (trials + 4.0) + 1e-15
 
     def test_array_version_agrees(self) -> None:
         counts = [(0, 10), (3, 10), (10, 10), (2.5, 7.5)]
@@ -267,17 +269,31 @@ MARGIN = 0.05
 
 
 def _ab_stream(
-    rng: np.random.Generator, stable: float, candidate: float, replications: int
+    rng: np.random.Generator,
+    stable: float,
+    candidate: float,
+    replications: int,
+    candidate_share: npt.NDArray[np.float64] | float = 0.5,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Cumulative candidate-minus-stable rate differences at every look, with two variances:
-    the floored one the engine uses and the plain binomial one a naive test uses."""
-    trials = np.broadcast_to(PER_LOOK * np.arange(1, LOOKS + 1), (replications, LOOKS))
-    x_stable = rng.binomial(PER_LOOK, stable, (replications, LOOKS)).cumsum(axis=1)
-    x_candidate = rng.binomial(PER_LOOK, candidate, (replications, LOOKS)).cumsum(axis=1)
-    p_stable, p_candidate = x_stable / trials, x_candidate / trials
+    the floored one the engine uses and the plain binomial one a naive test uses.
+
+    Each look brings ``2 * PER_LOOK`` decisions, split by ``candidate_share`` (per look).
+    """
+    share = np.broadcast_to(candidate_share, (LOOKS,))
+    per_candidate = np.rint(2 * PER_LOOK * share).astype(np.int64)
+    per_stable = 2 * PER_LOOK - per_candidate
+    shape = (replications, LOOKS)
+    n_stable = np.broadcast_to(per_stable.cumsum(), shape)
+    n_candidate = np.broadcast_to(per_candidate.cumsum(), shape)
+    x_stable = rng.binomial(per_stable, stable, shape).cumsum(axis=1)
+    x_candidate = rng.binomial(per_candidate, candidate, shape).cumsum(axis=1)
+    p_stable, p_candidate = x_stable / n_stable, x_candidate / n_candidate
     difference = p_candidate - p_stable
-    floored = proportion_variances(x_candidate, trials) + proportion_variances(x_stable, trials)
-    plain = (p_stable * (1 - p_stable) + p_candidate * (1 - p_candidate)) / trials
+    floored = proportion_variances(x_candidate, n_candidate) + proportion_variances(
+        x_stable, n_stable
+    )
+    plain = p_stable * (1 - p_stable) / n_stable + p_candidate * (1 - p_candidate) / n_candidate
     return difference, floored, plain
 
 
@@ -334,6 +350,16 @@ class TestPeeking:
         assert _alarm_rate(alarms) >= 0.99
         first_look = alarms.argmax(axis=1) + 1
         assert float(np.median(first_look)) <= 10
+
+    def test_small_canary_with_a_rare_event(self) -> None:
+        """A 2.5% then 12.5% canary and a 5% event rate, judged from the very first look: the
+        plug-in variance is at its least reliable; the "plus four" floor keeps alpha (with
+        one pseudo-count this rate is about 0.077; with the plain variance about 0.7)."""
+        canary_share = np.where(np.arange(LOOKS) < LOOKS // 2, 0.025, 0.125)
+        difference, floored, _ = _ab_stream(
+            np.random.default_rng(29), 0.05, 0.05, self.REPLICATIONS, canary_share
+        )
+        assert _alarm_rate(_confidence_sequence_alarms(difference, floored)) <= ALPHA + 0.01
 
     def test_gaussian_stream_with_a_thousand_looks(self) -> None:
         """Exact setting of the theory: unit-variance Gaussian observations, one per look."""

