@@ -45,7 +45,7 @@ def measure_json(capsys: pytest.CaptureFixture[str], data: Path, *args: str) -> 
 
 
 def entry(document: dict[str, Any], grouping: str, **group: str) -> dict[str, Any]:
-    matches = [e for e in document["groups"][grouping] if e["group"] == group]
+    matches: list[dict[str, Any]] = [e for e in document["groups"][grouping] if e["group"] == group]
     assert len(matches) == 1
     return matches[0]
 

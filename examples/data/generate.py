@@ -60,7 +60,7 @@ def scores(people: dict[str, np.ndarray], candidate: bool, rng: np.random.Genera
         biased = positive & (people["sex"] == "F") & (people["age_band"] == "60+")
         shapes_a = np.where(biased, CANDIDATE_BIASED_POSITIVE_SCORES[0], shapes_a)
         shapes_b = np.where(biased, CANDIDATE_BIASED_POSITIVE_SCORES[1], shapes_b)
-    raw = stats.beta.ppf(people["quantile"], shapes_a, shapes_b)
+    raw = np.asarray(stats.beta.ppf(people["quantile"], shapes_a, shapes_b), dtype=np.float64)
     jittered = raw + rng.normal(0.0, SCORE_JITTER, size=ROWS)
     return np.round(np.clip(jittered, 0.0, 1.0), 3)
 
