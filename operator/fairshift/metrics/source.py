@@ -32,3 +32,8 @@ class MetricSource(Protocol):
 
     def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
         """Counts per finest slice cell, score and latency histograms, errors, custom gates."""
+
+
+class InvalidQueryError(MetricsError):
+    """A query that cannot run as written: an unknown ``{{variable}}``, an unusable slice
+    attribute, or PromQL the server refused. Retrying does not help; the spec must change."""
