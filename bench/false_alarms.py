@@ -12,7 +12,10 @@ alarm is a false rollback. Compared rules:
   margin of 0.05; a second table varies that margin);
 - fairshift fail rule: the one-sided lower bound exceeds 0 (``mixture_e_value`` "greater").
 
-Reproducible: seeded numpy; prints a table. Run ``python bench/false_alarms.py``.
+A last table repeats the A/A comparison for rare events and for a small canary (2.5% of
+decisions, then 12.5%), where the Gaussian approximation behind every rule is weakest.
+
+Reproducible: seeded numpy; prints tables. Run ``python bench/false_alarms.py``.
 """
 
 from __future__ import annotations
@@ -55,19 +58,34 @@ def simulate(
     stable: float,
     candidate: float,
     replications: int,
-    looks: int,
-    per_look: int,
+    per_stable: npt.NDArray[np.int64],
+    per_candidate: npt.NDArray[np.int64],
 ) -> Streams:
-    trials = np.broadcast_to(per_look * np.arange(1, looks + 1), (replications, looks))
-    x_stable = rng.binomial(per_look, stable, (replications, looks)).cumsum(axis=1)
-    x_candidate = rng.binomial(per_look, candidate, (replications, looks)).cumsum(axis=1)
-    p_stable, p_candidate = x_stable / trials, x_candidate / trials
+    """Decisions per look for each version are given per look (a canary's share may change)."""
+    shape = (replications, per_stable.size)
+    n_stable = np.broadcast_to(per_stable.cumsum(), shape)
+    n_candidate = np.broadcast_to(per_candidate.cumsum(), shape)
+    x_stable = rng.binomial(per_stable, stable, shape).cumsum(axis=1)
+    x_candidate = rng.binomial(per_candidate, candidate, shape).cumsum(axis=1)
+    p_stable, p_candidate = x_stable / n_stable, x_candidate / n_candidate
     return Streams(
         difference=p_candidate - p_stable,
-        floored_variance=proportion_variances(x_candidate, trials)
-        + proportion_variances(x_stable, trials),
-        plain_variance=(p_stable * (1 - p_stable) + p_candidate * (1 - p_candidate)) / trials,
+        floored_variance=proportion_variances(x_candidate, n_candidate)
+        + proportion_variances(x_stable, n_stable),
+        plain_variance=p_stable * (1 - p_stable) / n_stable
+        + p_candidate * (1 - p_candidate) / n_candidate,
     )
+
+
+def small_canary(looks: int, per_look: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Decisions per look for (stable, candidate): a 2.5% canary, then 12.5% after half the looks.
+
+    ``per_look`` decisions per version per look on average, as in the balanced comparison.
+    """
+    total = 2 * per_look
+    share = np.where(np.arange(looks) < looks // 2, 0.025, 0.125)
+    per_candidate = np.rint(total * share).astype(np.int64)
+    return total - per_candidate, per_candidate
 
 
 def naive_z(s: Streams) -> BoolArray:
@@ -139,8 +157,9 @@ def main() -> None:
         f"tau = tau_for_margin({MARGIN}) = {tau_for_margin(MARGIN, ALPHA):.4f}, seed {args.seed}"
     )
     differences = (0.0, 0.02, 0.05, 0.1)
+    balanced = np.full(args.looks, args.per_look, dtype=np.int64)
     streams = {
-        d: simulate(rng, STABLE_RATE, STABLE_RATE + d, args.replications, args.looks, args.per_look)
+        d: simulate(rng, STABLE_RATE, STABLE_RATE + d, args.replications, balanced, balanced)
         for d in differences
     }
     header = f"{'rule':28} {'A/A false alarms':>18}" + "".join(
@@ -157,6 +176,9 @@ def main() -> None:
         print(row)
     print()
     print_tau_sensitivity(streams)
+    print()
+    print_scenarios(rng, args.replications, args.looks, args.per_look)
+    print("(canary: 2.5% of the decisions per look, 12.5% from the middle look on)")
 
 
 def print_tau_sensitivity(streams: dict[float, Streams]) -> None:
@@ -174,6 +196,25 @@ def print_tau_sensitivity(streams: dict[float, Streams]) -> None:
             alarms = confidence_sequence(streams[d], margin)
             row += f" {alarm_rate(alarms)[0]:>12.4f} {median_first_look(alarms):>8.0f}"
         print(row)
+
+
+def print_scenarios(rng: np.random.Generator, replications: int, looks: int, per_look: int) -> None:
+    """A/A false alarms where the Gaussian approximation is weakest: rare events, small canary."""
+    balanced = np.full(looks, per_look, dtype=np.int64)
+    allocations = {"balanced": (balanced, balanced), "canary": small_canary(looks, per_look)}
+    rates = (0.01, 0.05, 0.3)
+    scenarios = {
+        f"{allocation} {rate}": simulate(rng, rate, rate, replications, *sizes)
+        for allocation, sizes in allocations.items()
+        for rate in rates
+    }
+    header = f"{'A/A false alarms, by rate':28}" + "".join(f" {name:>13}" for name in scenarios)
+    print(header)
+    print("-" * len(header))
+    for name, rule in RULES.items():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rates_row = [alarm_rate(rule(streams))[0] for streams in scenarios.values()]
+        print(f"{name:28}" + "".join(f" {rate:>13.4f}" for rate in rates_row))
 
 
 if __name__ == "__main__":
