@@ -45,3 +45,7 @@ class Unreachable(KubeError):  # noqa: N818 (named after the API's reasons)
 
 class NotOwned(KubeError):  # noqa: N818 (named after the API's reasons)
     """An object fairshift would manage exists but belongs to someone else; it is left alone."""
+
+
+class Unsupported(KubeError):  # noqa: N818 (in line with the names above)
+    """A workload fairshift cannot manage as it is (e.g. a selector a Service cannot express)."""
