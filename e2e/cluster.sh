@@ -163,7 +163,7 @@ build_etcd() {
   log "building etcd $ETCD_VERSION"
   local dir="$SRC/etcd"
   write_wrapper_module "$dir" go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
-  wrapper_build "$dir" "-s -w" "$BIN/etcd" go.etcd.io/etcd/server/v3
+  wrapper_build "$dir" "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" "$BIN/etcd" go.etcd.io/etcd/server/v3
 }
 
 build_kwok() {
@@ -209,11 +209,17 @@ cmd_build() {
 # ---------------------------------------------------------------------------------------
 # processes (pid files; a pid is only ours while its /proc cmdline starts with our binary)
 # ---------------------------------------------------------------------------------------
+alive() { # $1 = pid; a zombie (exited, not yet reaped by its parent) counts as dead
+  local state
+  state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" || return 1
+  [[ -n "$state" && "$state" != Z ]]
+}
+
 pid_of() { # $1 = name -> prints pid if the process started by us is alive
   local f="$PIDS/$1.pid" pid exe
   [[ -f "$f" ]] || return 1
   pid="$(cat "$f")"
-  [[ -n "$pid" && -d "/proc/$pid" ]] || return 1
+  [[ -n "$pid" ]] && alive "$pid" || return 1
   exe="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
   [[ -f "$PIDS/$1.cmd" && "$exe" == "$(cat "$PIDS/$1.cmd")"* ]] || return 1
   echo "$pid"
@@ -223,26 +229,39 @@ start_proc() { # $1 = name, $2.. = command
   local name="$1"; shift
   if pid_of "$name" >/dev/null; then log "$name already running (pid $(pid_of "$name"))"; return 0; fi
   mkdir -p "$LOGS" "$PIDS"
+  [[ -f "$LOGS/$name.log" ]] && mv -f "$LOGS/$name.log" "$LOGS/$name.log.prev"
   # setsid: own session, so the process outlives the shell (or pytest) that ran `up`
   setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   local pid=$!
   echo "$pid" >"$PIDS/$name.pid"
   printf '%s' "$1" >"$PIDS/$name.cmd"
   sleep 0.3
-  [[ -d "/proc/$pid" ]] || { tail -n 30 "$LOGS/$name.log" >&2; die "$name exited at once, see $LOGS/$name.log"; }
+  alive "$pid" || { tail -n 30 "$LOGS/$name.log" >&2; die "$name exited at once, see $LOGS/$name.log"; }
   log "started $name (pid $pid, log $LOGS/$name.log)"
 }
 
-stop_proc() { # $1 = name
-  local name="$1" pid i
-  if pid="$(pid_of "$name")"; then
-    kill -TERM "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do [[ -d "/proc/$pid" ]] || break; sleep 0.2; done
-    if [[ -d "/proc/$pid" ]]; then log "$name (pid $pid) ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
-    log "stopped $name (pid $pid)"
-  fi
-  rm -f "$PIDS/$name.pid" "$PIDS/$name.cmd"
+stop_procs() { # $@ = names; SIGTERM all, wait up to 10s, then SIGKILL what is left
+  local name pid i alive
+  declare -A pids=()
+  for name in "$@"; do
+    if pid="$(pid_of "$name")"; then pids[$name]=$pid; kill -TERM "$pid" 2>/dev/null || true; fi
+  done
+  for i in $(seq 1 100); do
+    alive=0
+    for name in "${!pids[@]}"; do alive "${pids[$name]}" && alive=1; done
+    [[ $alive -eq 0 ]] && break
+    sleep 0.1
+  done
+  for name in "$@"; do
+    if [[ -n "${pids[$name]:-}" ]]; then
+      pid=${pids[$name]}
+      if alive "$pid"; then log "$name (pid $pid) ignored SIGTERM, sending SIGKILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+      log "stopped $name (pid $pid)"
+    fi
+    rm -f "$PIDS/$name.pid" "$PIDS/$name.cmd"
+  done
 }
+stop_proc() { stop_procs "$1"; }
 
 wait_until() { # $1 = timeout seconds, $2 = description, $3.. = command
   local timeout="$1" what="$2"; shift 2
@@ -398,8 +417,10 @@ EOF
 }
 
 stop_control_plane() {
-  local c
-  for c in kwok kube-scheduler kube-controller-manager kube-apiserver etcd; do stop_proc "$c"; done
+  # clients first, then the API server, then etcd
+  stop_procs kwok kube-scheduler kube-controller-manager
+  stop_procs kube-apiserver
+  stop_procs etcd
   [[ "${FAIRSHIFT_E2E_KEEP_STATE:-0}" == 1 ]] || rm -rf "$RUN/etcd"
 }
 
