@@ -36,6 +36,12 @@ within the margin" that a ``fail`` rejects (and ``Lambda_less`` for ``theta >= t
 a ``pass`` rejects). ``Lambda_greater + Lambda_less = 2 Lambda``; a one-sided bound is about as
 tight as the two-sided sequence at ``2 alpha``.
 
+Unequal and changing traffic splits (a 5% canary, then 25%) need no special care: for a
+difference of two cumulative means, ``Cov(X_s, X_t) = V_t`` for every earlier look ``s``, the
+covariance of a single running mean, so ``X_t / V_t`` is a Brownian motion in the information
+time ``1 / V_t`` and the mixture stays a martingale in the Gaussian approximation. Likewise a
+difference-in-differences or a difference of log ratios (variances summed).
+
 ``tau`` sets where the sequence is tightest; ``tau_for_margin`` tunes it to the gate's margin.
 Variances of rates are floored (``proportion_variance``) so a rate of 0 or 1 never claims
 certainty. Nothing here does I/O or reads a clock.
