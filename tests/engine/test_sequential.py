@@ -217,6 +217,13 @@ class TestOneSidedBounds:
         )
         assert at_twice_alpha < one_sided < at_alpha
 
+    @pytest.mark.parametrize("variance", [1e-300, 1e-20, 1e12, 1e300])
+    @pytest.mark.parametrize("tau", [1e-6, 1e6])
+    def test_finite_and_ordered_at_extreme_scales(self, variance: float, tau: float) -> None:
+        one_sided = normal_mixture_one_sided_width(variance, 1e-4, tau)
+        two_sided = normal_mixture_half_widths([variance], 1e-4, tau)[0]
+        assert 0.0 < one_sided < two_sided < math.inf
+
     def test_bounds_interval_carries_its_two_sided_miscoverage(self) -> None:
         interval = normal_mixture_bounds(0.02, 1e-4, 0.05, 0.05)
         assert interval.alpha == pytest.approx(0.1)

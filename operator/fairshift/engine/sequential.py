@@ -146,10 +146,16 @@ def _known_variance(variance: float | None) -> float | None:
     return variance
 
 
-def _standardised_distance(distance: FloatArray, variance: FloatArray, tau: float) -> FloatArray:
-    """``u = tau * distance / sqrt(V (V + tau^2))``: the mixture's z-like statistic."""
-    scale: FloatArray = np.sqrt(variance * (variance + tau * tau)) / tau
-    return distance / scale
+def _mixture_scale(variance: FloatArray, tau: float) -> FloatArray:
+    """``sqrt(V (V + tau^2)) / tau``: distances in this unit are the mixture's z-statistic."""
+    scale: FloatArray = np.sqrt(variance) * (np.sqrt(variance + tau * tau) / tau)
+    return scale
+
+
+def _log_variance_ratio(variance: FloatArray, tau: float) -> FloatArray:
+    """``ln((V + tau^2) / V) = ln(1 + exp(ln tau^2 - ln V))``, stable at both extremes."""
+    ratio: FloatArray = np.logaddexp(0.0, 2.0 * math.log(tau) - np.log(variance))
+    return ratio
 
 
 def _log_half_normal_factor(u: FloatArray) -> FloatArray:
@@ -182,8 +188,8 @@ def log_mixture_e_values(
     v = np.asarray(variances, dtype=np.float64)
     if np.any(~(v > 0.0)):
         raise ValueError("variances must be positive")
-    u = _standardised_distance(x - null_value, v, tau)
-    log_shrinkage = -0.5 * np.log1p(tau * tau / v)
+    u = (x - null_value) / _mixture_scale(v, tau)
+    log_shrinkage = -0.5 * _log_variance_ratio(v, tau)
     if alternative == "two-sided":
         two_sided: FloatArray = log_shrinkage + u * u / 2.0
         return two_sided
@@ -246,13 +252,8 @@ def normal_mixture_half_widths(variances: npt.ArrayLike, alpha: float, tau: floa
         raise ValueError("variances must be positive (or inf when unknown)")
     finite = np.isfinite(v)
     v_safe = np.where(finite, v, 1.0)
-    squared = (
-        v_safe
-        * (v_safe + tau * tau)
-        / (tau * tau)
-        * (np.log1p(tau * tau / v_safe) + 2.0 * math.log(1.0 / alpha))
-    )
-    half_widths: FloatArray = np.where(finite, np.sqrt(squared), np.inf)
+    radius = np.sqrt(_log_variance_ratio(v_safe, tau) + 2.0 * math.log(1.0 / alpha))
+    half_widths: FloatArray = np.where(finite, _mixture_scale(v_safe, tau) * radius, np.inf)
     return half_widths
 
 
@@ -290,7 +291,8 @@ def normal_mixture_one_sided_width(variance: float | None, alpha: float, tau: fl
     known = _known_variance(variance)
     if known is None:
         return math.inf
-    target = math.log(1.0 / alpha) + 0.5 * math.log1p(tau * tau / known)
+    variance_array = np.array([known])
+    target = math.log(1.0 / alpha) + 0.5 * float(_log_variance_ratio(variance_array, tau)[0])
 
     def excess(u: float) -> float:
         return float(_log_half_normal_factor(np.array([u]))[0]) - target
@@ -298,8 +300,7 @@ def normal_mixture_one_sided_width(variance: float | None, alpha: float, tau: fl
     # At u = -2 the factor is below ln(sqrt(2/pi)/2) < 0 < target; at u >= 0 it is at least
     # u^2/2, so sqrt(2 target) + 1 lies above the root.
     u_root = float(brentq(excess, -2.0, math.sqrt(2.0 * target) + 1.0, xtol=1e-12))
-    scale = math.sqrt(known * (known + tau * tau)) / tau
-    return u_root * scale
+    return u_root * float(_mixture_scale(variance_array, tau)[0])
 
 
 def normal_mixture_lower_bound(
