@@ -1,0 +1,503 @@
+"""PrometheusSource against a fake Prometheus: the PromQL it sends and the counts it builds."""
+
+from __future__ import annotations
+
+import math
+import socket
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from prometheus_fake import EMPTY, FakePrometheus, Reply, failure, scalar, vector
+
+from fairshift.api.spec import Analysis
+from fairshift.engine.counts import BinaryCounts, Histogram, slice_key
+from fairshift.instrument import LATENCY_BUCKETS, SCORE_BUCKETS
+from fairshift.metrics.prometheus import PrometheusSource, PrometheusSources
+from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext
+
+SELECTOR = 'namespace="lending",pod=~"credit-scorer-[0-9a-z]+-[0-9a-z]+"'
+PREDICTIONS = (
+    f"sum by (sex, age_band, decision) (increase(fairshift_predictions_total{{{SELECTOR}}}[300s]))"
+)
+OUTCOMES = (
+    "sum by (sex, age_band, decision, label) "
+    f"(increase(fairshift_outcomes_total{{{SELECTOR}}}[300s]))"
+)
+SCORES = f"sum by (sex, age_band, label, le) (increase(fairshift_score_bucket{{{SELECTOR}}}[300s]))"
+LATENCY = f"sum by (le) (increase(fairshift_request_duration_seconds_bucket{{{SELECTOR}}}[300s]))"
+ERRORS = f"sum(increase(fairshift_errors_total{{{SELECTOR}}}[300s]))"
+CUSTOM = f'sum(rate(http_requests_total{{ {SELECTOR},code=~"5.."}}[300s]))'
+
+WOMEN = {"sex": "F", "age_band": "60+"}
+MEN = {"sex": "M", "age_band": "18-30"}
+
+CONTEXT = QueryContext(
+    namespace="lending",
+    rollout="credit-scorer",
+    deployment="credit-scorer",
+    version="candidate",
+    service="credit-scorer-canary",
+    window_seconds=300,
+)
+
+
+def analysis(
+    address: str, *gates: dict[str, Any], attributes: Sequence[str] = ("sex", "age_band")
+) -> Analysis:
+    return Analysis.model_validate(
+        {
+            "prometheus": {"address": address, "timeout": "2s"},
+            "slices": {"attributes": list(attributes)},
+            "gates": list(gates)
+            or [{"name": "accuracy", "metric": "accuracy", "maxDecrease": 0.02}],
+        }
+    )
+
+
+ERROR_GATE = {
+    "name": "errors",
+    "query": 'sum(rate(http_requests_total{ {{selector}},code=~"5.."}[{{window}}]))',
+    "max": 0.01,
+}
+
+
+def labels(cell: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**cell, **extra}
+
+
+def cumulative(bounds: Sequence[float], observations: Sequence[float]) -> list[tuple[str, str]]:
+    """(le, cumulative count) pairs as Prometheus formats them, +Inf last."""
+    pairs = [(repr(b), str(sum(o <= b for o in observations))) for b in bounds]
+    return [*pairs, ("+Inf", str(len(observations)))]
+
+
+def score_samples(cell: dict[str, str], label: str, scores: Sequence[float]) -> list[Any]:
+    return [
+        (labels(cell, label=label, le=le), count) for le, count in cumulative(SCORE_BUCKETS, scores)
+    ]
+
+
+def source_for(fake: FakePrometheus, **options: Any) -> PrometheusSource:
+    options.setdefault("retries", 0)
+    return PrometheusSource(fake.address, 2.0, **options)
+
+
+def collect(fake: FakePrometheus, *gates: dict[str, Any], **options: Any) -> Any:
+    return source_for(fake, **options).collect(analysis(fake.address, *gates), CONTEXT)
+
+
+@pytest.fixture
+def healthy(prometheus: FakePrometheus) -> FakePrometheus:
+    """Two cells with predictions, outcomes, scores; latency; two errors; a custom gate."""
+    prometheus.answer(
+        "fairshift_predictions_total",
+        vector(
+            (labels(WOMEN, decision="1"), "30.5"),
+            (labels(WOMEN, decision="0"), "69.5"),
+            (labels(MEN, decision="1"), "60"),
+            (labels(MEN, decision="0"), "40"),
+        ),
+    )
+    prometheus.answer(
+        "fairshift_outcomes_total",
+        vector(
+            (labels(WOMEN, decision="1", label="1"), "10"),
+            (labels(WOMEN, decision="1", label="0"), "5"),
+            (labels(WOMEN, decision="0", label="1"), "4"),
+            (labels(WOMEN, decision="0", label="0"), "20.25"),
+            (labels(MEN, decision="1", label="1"), "7"),
+        ),
+    )
+    prometheus.answer(
+        "fairshift_score_bucket",
+        vector(
+            *score_samples(WOMEN, "", [0.1, 0.12, 0.9]),
+            *score_samples(WOMEN, "1", [0.9]),
+            *score_samples(WOMEN, "0", [0.12]),
+            *score_samples(MEN, "", [0.5]),
+        ),
+    )
+    prometheus.answer(
+        "fairshift_request_duration_seconds_bucket",
+        vector(*[({"le": le}, count) for le, count in cumulative(LATENCY_BUCKETS, [0.02, 0.3, 3])]),
+    )
+    prometheus.answer("fairshift_errors_total", vector(({}, "2")))
+    prometheus.answer("http_requests_total", vector(({}, "0.004")))
+    return prometheus
+
+
+class TestQueries:
+    def test_sends_one_grouped_query_per_series_and_one_per_custom_gate(
+        self, healthy: FakePrometheus
+    ) -> None:
+        source = source_for(healthy)
+        source.collect(analysis(healthy.address, ERROR_GATE), CONTEXT)
+
+        assert healthy.queries == [PREDICTIONS, OUTCOMES, SCORES, LATENCY, ERRORS, CUSTOM]
+        assert set(healthy.paths) == {"/api/v1/query"}
+        assert source.queries_last_collect == 6
+        assert source.seconds_last_collect > 0
+
+    def test_query_count_does_not_grow_with_slices(self, prometheus: FakePrometheus) -> None:
+        many = ("sex", "age_band", "region", "income", "language")
+        source = source_for(prometheus)
+        source.collect(analysis(prometheus.address, attributes=many), CONTEXT)
+        assert source.queries_last_collect == 5
+        assert "sum by (sex, age_band, region, income, language, decision)" in prometheus.queries[0]
+
+    def test_label_values_are_escaped_in_the_selector(self, prometheus: FakePrometheus) -> None:
+        context = QueryContext('ns"x', "r", "dep\\loy", "stable", "svc", 42)
+        source_for(prometheus).collect(analysis(prometheus.address), context)
+        assert 'namespace="ns\\"x",pod=~"dep\\\\loy-[0-9a-z]+-[0-9a-z]+"' in prometheus.queries[0]
+        assert all("[42s]" in query for query in prometheus.queries)
+
+    def test_custom_selector_template(self, prometheus: FakePrometheus) -> None:
+        spec = analysis(prometheus.address).model_copy(
+            update={"selector": 'job="{{service}}",version="{{ version }}"'}
+        )
+        source_for(prometheus).collect(spec, CONTEXT)
+        assert '{job="credit-scorer-canary",version="candidate"}' in prometheus.queries[0]
+
+    def test_unknown_selector_variable_fails_loudly(self, prometheus: FakePrometheus) -> None:
+        spec = analysis(prometheus.address).model_copy(update={"selector": 'app="{{app}}"'})
+        with pytest.raises(InvalidQueryError, match=r"\{\{app\}\}"):
+            source_for(prometheus).collect(spec, CONTEXT)
+        assert prometheus.queries == []
+
+    def test_unknown_variable_in_a_gate_query_names_the_gate(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        gate = {"name": "custom", "query": "sum(x{ {{selector}} }[{{range}}])", "max": 1}
+        with pytest.raises(InvalidQueryError, match=r"gate custom: .*\{\{range\}\}"):
+            collect(prometheus, gate)
+
+
+class TestCounts:
+    def test_cells_from_predictions_and_outcomes(self, healthy: FakePrometheus) -> None:
+        counts = collect(healthy)
+
+        assert counts.cells == {
+            slice_key(WOMEN): BinaryCounts(
+                predictions=100.0, selected=30.5, tp=10.0, fp=5.0, fn=4.0, tn=20.25
+            ),
+            slice_key(MEN): BinaryCounts(predictions=100.0, selected=60.0, tp=7.0),
+        }
+
+    def test_scores_by_cell_and_label(self, healthy: FakePrometheus) -> None:
+        counts = collect(healthy)
+
+        women = counts.scores[slice_key(WOMEN)]
+        assert women.bounds == SCORE_BUCKETS
+        assert women.counts[1] == 1  # 0.1 in (0.05, 0.10]
+        assert women.counts[2] == 1  # 0.12 in (0.10, 0.15]
+        assert women.counts[17] == 1  # 0.9 in (0.85, 0.90]
+        assert women.total == 3
+        assert counts.scores[slice_key(MEN)].total == 1
+        assert counts.labelled_scores[slice_key(WOMEN)][1].counts[17] == 1
+        assert counts.labelled_scores[slice_key(WOMEN)][0].counts[2] == 1
+        assert slice_key(MEN) not in counts.labelled_scores
+
+    def test_score_counts_above_one_are_folded_into_the_last_bucket(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        samples = [
+            (sample_labels, "2.5" if sample_labels["le"] == "+Inf" else count)
+            for sample_labels, count in score_samples(WOMEN, "", [0.3, 0.97])
+        ]
+        prometheus.answer("fairshift_score_bucket", vector(*samples))
+
+        histogram = collect(prometheus).scores[slice_key(WOMEN)]
+
+        assert histogram.bounds == SCORE_BUCKETS
+        assert histogram.counts[-1] == pytest.approx(1.5)
+        assert histogram.total == pytest.approx(2.5)
+
+    def test_latency_requests_errors_and_custom(self, healthy: FakePrometheus) -> None:
+        counts = collect(healthy, ERROR_GATE)
+
+        assert counts.latency is not None
+        assert counts.latency.bounds == (*LATENCY_BUCKETS, math.inf)
+        assert counts.latency.counts[LATENCY_BUCKETS.index(0.025)] == 1
+        assert counts.latency.counts[LATENCY_BUCKETS.index(0.5)] == 1
+        assert counts.latency.counts[LATENCY_BUCKETS.index(5.0)] == 1
+        assert counts.requests == 3
+        assert counts.errors == 2
+        assert counts.custom == {"errors": pytest.approx(0.004)}
+
+    def test_requests_are_predictions_plus_errors_without_latency(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector((labels(WOMEN, decision="1"), "7"), (labels(MEN, decision="0"), "3.5")),
+        )
+        prometheus.answer("fairshift_errors_total", vector(({}, "1.5")))
+
+        counts = collect(prometheus)
+
+        assert counts.latency is None
+        assert counts.requests == 12.0
+
+    def test_without_attributes_everything_is_one_overall_cell(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(({"decision": "1"}, "4"), ({"decision": "0"}, "6")),
+        )
+        prometheus.answer("fairshift_score_bucket", vector(*score_samples({}, "", [0.3])))
+        source = source_for(prometheus)
+
+        counts = source.collect(analysis(prometheus.address, attributes=()), CONTEXT)
+
+        assert counts.cells == {(): BinaryCounts(predictions=10.0, selected=4.0)}
+        assert counts.scores[()].total == 1
+        assert prometheus.queries[0].startswith("sum by (decision) (")
+
+
+class TestNoData:
+    def test_empty_answers_are_no_data(self, prometheus: FakePrometheus) -> None:
+        counts = collect(prometheus, ERROR_GATE)
+
+        assert counts.cells == {}
+        assert counts.scores == {}
+        assert counts.labelled_scores == {}
+        assert counts.latency is None
+        assert counts.requests == 0
+        assert counts.errors == 0
+        assert counts.custom == {"errors": None}
+
+    @pytest.mark.parametrize("bad", ["NaN", "+Inf", "-Inf", "-3", "many", ""])
+    def test_an_unusable_count_drops_only_its_cell(
+        self, prometheus: FakePrometheus, bad: str
+    ) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(
+                (labels(WOMEN, decision="1"), bad),
+                (labels(WOMEN, decision="0"), "10"),
+                (labels(MEN, decision="1"), "5"),
+            ),
+        )
+
+        counts = collect(prometheus)
+
+        assert counts.cells == {slice_key(MEN): BinaryCounts(predictions=5.0, selected=5.0)}
+
+    def test_a_nan_outcome_drops_the_cell(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector((labels(WOMEN, decision="1"), "10"), (labels(MEN, decision="1"), "5")),
+        )
+        prometheus.answer(
+            "fairshift_outcomes_total", vector((labels(WOMEN, decision="1", label="0"), "NaN"))
+        )
+
+        assert set(collect(prometheus).cells) == {slice_key(MEN)}
+
+    def test_unknown_decision_or_label_drops_the_cell(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(
+                (labels(WOMEN, decision="yes"), "10"),
+                (labels(MEN, decision="1"), "5"),
+            ),
+        )
+        prometheus.answer(
+            "fairshift_outcomes_total", vector((labels(MEN, decision="1", label="2"), "1"))
+        )
+
+        assert collect(prometheus).cells == {}
+
+    def test_samples_without_slice_labels_are_left_out(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(({"sex": "F", "decision": "1"}, "10"), (labels(MEN, decision="1"), "5")),
+        )
+
+        assert set(collect(prometheus).cells) == {slice_key(MEN)}
+
+    @pytest.mark.parametrize(
+        "body",
+        [b"<html>proxy error</html>", b'{"status": "success"}', b'{"data": {"result": 7}}', b"[]"],
+    )
+    def test_malformed_answers_are_no_data(self, prometheus: FakePrometheus, body: bytes) -> None:
+        prometheus.default = Reply(200, body)
+
+        counts = collect(prometheus, ERROR_GATE)
+
+        assert counts.cells == {}
+        assert counts.scores == {}
+        assert counts.latency is None
+        assert counts.requests == 0
+        assert counts.custom == {"errors": None}
+
+    def test_a_sample_without_labels_makes_the_whole_answer_malformed(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        body = b'{"status":"success","data":{"resultType":"vector","result":[{"value":[1,"3"]}]}}'
+        prometheus.answer("fairshift_predictions_total", Reply(200, body))
+
+        assert collect(prometheus).cells == {}
+
+    def test_nan_score_bucket_drops_that_histogram(self, prometheus: FakePrometheus) -> None:
+        broken = [
+            (sample_labels, "NaN" if sample_labels["le"] == "0.5" else count)
+            for sample_labels, count in score_samples(WOMEN, "", [0.3])
+        ]
+        prometheus.answer("fairshift_score_bucket", vector(*broken, *score_samples(MEN, "", [0.3])))
+
+        counts = collect(prometheus)
+
+        assert set(counts.scores) == {slice_key(MEN)}
+
+    def test_score_buckets_off_the_convention_are_dropped(self, prometheus: FakePrometheus) -> None:
+        other = [(labels(WOMEN, label="", le=le), "1") for le in ("0.5", "1.0", "+Inf")]
+        prometheus.answer("fairshift_score_bucket", vector(*other))
+
+        assert collect(prometheus).scores == {}
+
+    def test_nan_latency_bucket_means_no_latency(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer(
+            "fairshift_request_duration_seconds_bucket",
+            vector(({"le": "0.1"}, "3"), ({"le": "+Inf"}, "NaN")),
+        )
+        assert collect(prometheus).latency is None
+
+    def test_unusable_error_count_leaves_the_error_rate_undefined(
+        self, healthy: FakePrometheus
+    ) -> None:
+        healthy.rules.insert(0, ("fairshift_errors_total", [vector(({}, "NaN"))]))
+
+        counts = collect(healthy)
+
+        assert counts.requests == 0
+        assert counts.errors == 0
+        assert counts.latency is not None  # the rest is still there
+
+    @pytest.mark.parametrize(
+        "reply",
+        [
+            EMPTY,
+            vector(({}, "NaN")),
+            vector(({}, "+Inf")),
+            vector(({"pod": "a"}, "1"), ({"pod": "b"}, "2")),
+            vector(({}, "one")),
+            scalar("NaN"),
+        ],
+    )
+    def test_custom_gate_without_a_single_finite_value_is_none(
+        self, prometheus: FakePrometheus, reply: Reply
+    ) -> None:
+        prometheus.answer("http_requests_total", reply)
+        assert collect(prometheus, ERROR_GATE).custom == {"errors": None}
+
+    @pytest.mark.parametrize(
+        ("reply", "expected"), [(scalar("0.25"), 0.25), (vector(({}, "-1.5")), -1.5)]
+    )
+    def test_custom_gate_single_values(
+        self, prometheus: FakePrometheus, reply: Reply, expected: float
+    ) -> None:
+        prometheus.answer("http_requests_total", reply)
+        assert collect(prometheus, ERROR_GATE).custom == {"errors": expected}
+
+
+class TestFailures:
+    def test_http_500_is_a_metrics_error(self, prometheus: FakePrometheus) -> None:
+        prometheus.default = failure(500, "internal", "boom")
+        with pytest.raises(MetricsError, match="500") as raised:
+            collect(prometheus)
+        assert not isinstance(raised.value, InvalidQueryError)
+
+    def test_http_503_is_retried(self, healthy: FakePrometheus) -> None:
+        healthy.rules.insert(
+            0,
+            ("fairshift_predictions_total", [failure(503, "unavailable"), healthy.rules[0][1][0]]),
+        )
+
+        counts = collect(healthy, retries=1)
+
+        assert slice_key(WOMEN) in counts.cells
+        assert len(healthy.queries_containing("fairshift_predictions_total")) == 2
+
+    def test_persistent_503_is_a_metrics_error(self, prometheus: FakePrometheus) -> None:
+        prometheus.default = failure(503, "unavailable", "overloaded")
+        with pytest.raises(MetricsError, match="503"):
+            collect(prometheus, retries=1)
+
+    def test_refused_promql_is_an_invalid_query(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer("http_requests_total", failure(400, "bad_data", "unexpected }"))
+        with pytest.raises(InvalidQueryError, match="unexpected }"):
+            collect(prometheus, ERROR_GATE)
+
+    def test_timeout_is_a_metrics_error(self, prometheus: FakePrometheus) -> None:
+        prometheus.default = Reply(200, EMPTY.body, delay_seconds=2.0)
+        source = PrometheusSource(prometheus.address, 0.2, retries=0)
+        started = time.monotonic()
+        with pytest.raises(MetricsError, match="did not answer"):
+            source.collect(analysis(prometheus.address), CONTEXT)
+        assert time.monotonic() - started < 1.5
+
+    def test_unreachable_server_is_a_metrics_error(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        address = f"http://127.0.0.1:{port}"
+        source = PrometheusSource(address, 1.0, retries=0)
+        with pytest.raises(MetricsError, match="did not answer"):
+            source.collect(analysis(address), CONTEXT)
+
+
+class RecordingObserver:
+    def __init__(self) -> None:
+        self.calls: list[tuple[float, bool]] = []
+
+    def observe_query(self, seconds: float, ok: bool) -> None:
+        self.calls.append((seconds, ok))
+
+
+class TestObservationAndSources:
+    def test_every_query_is_observed(self, healthy: FakePrometheus) -> None:
+        observer = RecordingObserver()
+        collect(healthy, ERROR_GATE, observer=observer)
+        assert len(observer.calls) == 6
+        assert all(ok and seconds >= 0 for seconds, ok in observer.calls)
+
+    def test_failed_queries_are_observed_as_failed(self, prometheus: FakePrometheus) -> None:
+        prometheus.default = failure(500)
+        observer = RecordingObserver()
+        with pytest.raises(MetricsError):
+            collect(prometheus, observer=observer)
+        assert [ok for _, ok in observer.calls] == [False]
+
+    def test_collect_detailed_reports_problems(self, prometheus: FakePrometheus) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total", vector((labels(WOMEN, decision="1"), "NaN"))
+        )
+        collection = source_for(prometheus).collect_detailed(analysis(prometheus.address), CONTEXT)
+        assert collection.queries == 5
+        assert any("NaN" in problem for problem in collection.problems)
+
+    def test_sources_follow_the_analysis_address_and_are_reused(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        made: list[tuple[str, float]] = []
+
+        def make(address: str, timeout: float) -> PrometheusSource:
+            made.append((address, timeout))
+            return PrometheusSource(address, timeout, retries=0)
+
+        sources = PrometheusSources(make)
+        spec = analysis(prometheus.address)
+        sources.collect(spec, CONTEXT)
+        sources.collect(spec, CONTEXT)
+
+        assert made == [(prometheus.address, 2.0)]
+        assert len(prometheus.queries) == 10
+        assert sources.source_for(spec.prometheus).queries_last_collect == 5
+
+    def test_histograms_are_engine_histograms(self, healthy: FakePrometheus) -> None:
+        counts = collect(healthy)
+        assert all(isinstance(h, Histogram) for h in counts.scores.values())
