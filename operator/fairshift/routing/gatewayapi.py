@@ -47,7 +47,7 @@ class GatewayAPIRouter:
             self._objects.create(API_VERSION, KIND, self._target.namespace, self._route(weights))
             return
         require_owned(live, self._target, KIND)
-        if decode_weights(live) == weights and contains(live.get("spec"), self._spec(weights)):
+        if decode_weights(live) == weights and self._matches(live, weights):
             return
         self._objects.patch(
             API_VERSION, KIND, self._target.namespace, self._target.rollout, self._patch(weights)
@@ -66,11 +66,17 @@ class GatewayAPIRouter:
         written = decode_weights(live)
         if written is None:
             return None
-        return contains(live.get("spec"), self._spec(written))
+        return self._matches(live, written)
 
     def finalize(self) -> None:
         if self._read() is not None:
             self.set_weights(ALL_TO_PRIMARY)
+
+    def _matches(self, live: dict[str, Any], weights: Weights) -> bool:
+        """Whether the live spec holds what ``weights`` would write, and no stale hostnames."""
+        spec = self._spec(weights)
+        live_spec = live.get("spec") or {}
+        return contains(live_spec, spec) and ("hostnames" in spec or not live_spec.get("hostnames"))
 
     def _read(self) -> dict[str, Any] | None:
         return self._objects.get(API_VERSION, KIND, self._target.namespace, self._target.rollout)

@@ -1,0 +1,12 @@
+"""Fixtures of the router tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from fakes import FakeObjects
+
+
+@pytest.fixture
+def objects() -> FakeObjects:
+    return FakeObjects()
