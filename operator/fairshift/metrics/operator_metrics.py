@@ -1,0 +1,228 @@
+"""The operator's own Prometheus metrics: rollouts, weights, gate estimates, decisions, errors.
+
+One :class:`OperatorMetrics` owns a dedicated ``CollectorRegistry`` (passed in, or a fresh one
+from :func:`new_registry`),
+so nothing is registered at import time and tests can build as many as they like. The
+reconciler calls the small ``observe_*``/``count_*`` methods; the handlers serve
+``registry`` over HTTP. Series:
+
+* ``fairshift_rollouts{phase}``: rollouts per phase (every phase is present, zeros included);
+* ``fairshift_canary_weight{namespace,rollout}``: percent of traffic on the candidate;
+* ``fairshift_gate_estimate|lower|upper{namespace,rollout,gate,slice}``: the harm estimate of
+  each gate and slice with its confidence bounds (stale gate/slice pairs are removed);
+* ``fairshift_decisions_total{action,reason}``: decisions taken (reasons are short codes);
+* ``fairshift_analysis_errors_total{namespace,rollout,kind}``: failed analyses by kind;
+* ``fairshift_reconcile_duration_seconds``: time per reconcile;
+* ``fairshift_prometheus_queries_total{outcome}`` and
+  ``fairshift_prometheus_query_duration_seconds``: queries to Prometheus (``ok``/``error``).
+
+``forget(namespace, rollout)`` removes every series of a deleted rollout.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
+from enum import Enum
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from fairshift.api.status import Phase
+
+RolloutId = tuple[str, str]
+GateSeries = tuple[str, str]  # (gate, slice)
+
+
+class GateEvidenceLike(Protocol):
+    """What ``observe_gates`` reads from each piece of evidence (``api.status.GateEvidence``)."""
+
+    @property
+    def gate(self) -> str: ...
+
+    @property
+    def slice(self) -> str: ...
+
+    @property
+    def estimate(self) -> float | None: ...
+
+    @property
+    def lower(self) -> float | None: ...
+
+    @property
+    def upper(self) -> float | None: ...
+
+
+def new_registry() -> CollectorRegistry:
+    """A fresh registry for the operator's metrics (never prometheus_client's global one)."""
+    return CollectorRegistry()
+
+
+def text_of(value: str | Enum) -> str:
+    """The wire text of a string or a string enum (``Phase.CANARY`` -> ``Canary``)."""
+    return str(value.value) if isinstance(value, Enum) else str(value)
+
+
+class OperatorMetrics:
+    """The operator's metrics, registered in ``registry`` (a new one when not given)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.registry = new_registry() if registry is None else registry
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._phases: dict[RolloutId, str] = {}
+        self._gate_series: dict[RolloutId, set[GateSeries]] = {}
+        self._error_kinds: dict[RolloutId, set[str]] = {}
+        self._published_phases: set[str] = {phase.value for phase in Phase}
+        rollout = ["namespace", "rollout"]
+        gate = [*rollout, "gate", "slice"]
+        registry_ = self.registry
+        self.rollouts = Gauge(
+            "fairshift_rollouts", "ModelRollouts by phase.", ["phase"], registry=registry_
+        )
+        self.canary_weight = Gauge(
+            "fairshift_canary_weight",
+            "Percent of live traffic routed to the candidate.",
+            rollout,
+            registry=registry_,
+        )
+        self.gate_estimate = Gauge(
+            "fairshift_gate_estimate",
+            "Estimated harm of the candidate for a gate and slice (positive is worse).",
+            gate,
+            registry=registry_,
+        )
+        self.gate_lower = Gauge(
+            "fairshift_gate_lower", "Lower confidence bound of the harm.", gate, registry=registry_
+        )
+        self.gate_upper = Gauge(
+            "fairshift_gate_upper", "Upper confidence bound of the harm.", gate, registry=registry_
+        )
+        self.decisions = Counter(
+            "fairshift_decisions",
+            "Decisions taken, by action and reason.",
+            ["action", "reason"],
+            registry=registry_,
+        )
+        self.analysis_errors = Counter(
+            "fairshift_analysis_errors",
+            "Analyses that could not complete, by kind.",
+            [*rollout, "kind"],
+            registry=registry_,
+        )
+        self.reconcile_duration = Histogram(
+            "fairshift_reconcile_duration_seconds",
+            "Time spent in one reconcile of one rollout.",
+            registry=registry_,
+        )
+        self.prometheus_queries = Counter(
+            "fairshift_prometheus_queries",
+            "Queries sent to Prometheus, by outcome (ok or error).",
+            ["outcome"],
+            registry=registry_,
+        )
+        self.prometheus_query_duration = Histogram(
+            "fairshift_prometheus_query_duration_seconds",
+            "Time per Prometheus query.",
+            registry=registry_,
+        )
+        with self._lock:
+            self._publish_phases()
+
+    def observe_rollout(
+        self, namespace: str, rollout: str, phase: str | Enum, canary_weight: float
+    ) -> None:
+        """Record a rollout's phase and canary weight (call on every reconcile)."""
+        with self._lock:
+            self._phases[(namespace, rollout)] = text_of(phase)
+            self._publish_phases()
+        self.canary_weight.labels(namespace, rollout).set(canary_weight)
+
+    def observe_gates(
+        self, namespace: str, rollout: str, evidence: Iterable[GateEvidenceLike]
+    ) -> None:
+        """Publish estimates and bounds per gate and slice; drop pairs no longer reported."""
+        current: set[GateSeries] = set()
+        for item in evidence:
+            series = (item.gate, item.slice)
+            current.add(series)
+            labels = (namespace, rollout, *series)
+            for gauge, value in (
+                (self.gate_estimate, item.estimate),
+                (self.gate_lower, item.lower),
+                (self.gate_upper, item.upper),
+            ):
+                if value is not None and math.isfinite(value):
+                    gauge.labels(*labels).set(value)
+                else:
+                    remove_quietly(gauge, labels)
+        with self._lock:
+            stale = self._gate_series.get((namespace, rollout), set()) - current
+            self._gate_series[(namespace, rollout)] = current
+        for series in stale:
+            self._remove_gate_series(namespace, rollout, series)
+
+    def count_decision(self, action: str | Enum, reason: str | Enum) -> None:
+        """Count one decision; ``reason`` should be a short code, not a sentence."""
+        self.decisions.labels(text_of(action), text_of(reason)).inc()
+
+    def count_error(self, namespace: str, rollout: str, kind: str) -> None:
+        """Count one failed analysis (``kind``: e.g. ``metrics``, ``invalid-query``, ``router``)."""
+        with self._lock:
+            self._error_kinds.setdefault((namespace, rollout), set()).add(kind)
+        self.analysis_errors.labels(namespace, rollout, kind).inc()
+
+    def observe_query(self, seconds: float, ok: bool) -> None:
+        """Record one Prometheus query (``metrics.prometheus.QueryObserver``)."""
+        self.prometheus_queries.labels("ok" if ok else "error").inc()
+        self.prometheus_query_duration.observe(max(0.0, seconds))
+
+    @contextmanager
+    def time_reconcile(self) -> Iterator[None]:
+        """Observe the duration of the block, also when it raises."""
+        started = self._clock()
+        try:
+            yield
+        finally:
+            self.reconcile_duration.observe(max(0.0, self._clock() - started))
+
+    def forget(self, namespace: str, rollout: str) -> None:
+        """Remove every series of a deleted rollout (its phase no longer counts)."""
+        key = (namespace, rollout)
+        with self._lock:
+            self._phases.pop(key, None)
+            self._publish_phases()
+            gate_series = self._gate_series.pop(key, set())
+            error_kinds = self._error_kinds.pop(key, set())
+        remove_quietly(self.canary_weight, key)
+        for series in gate_series:
+            self._remove_gate_series(namespace, rollout, series)
+        for kind in error_kinds:
+            remove_quietly(self.analysis_errors, (*key, kind))
+
+    def _publish_phases(self) -> None:
+        """Set the per-phase gauge from the known rollouts (caller holds the lock)."""
+        counts = dict.fromkeys(self._published_phases, 0)
+        for phase in self._phases.values():
+            counts[phase] = counts.get(phase, 0) + 1
+        for phase, count in counts.items():
+            self.rollouts.labels(phase).set(count)
+        self._published_phases.update(counts)
+
+    def _remove_gate_series(self, namespace: str, rollout: str, series: GateSeries) -> None:
+        for gauge in (self.gate_estimate, self.gate_lower, self.gate_upper):
+            remove_quietly(gauge, (namespace, rollout, *series))
+
+
+def remove_quietly(metric: Gauge | Counter, labels: tuple[str, ...]) -> None:
+    """Remove a label set if present (prometheus_client raises KeyError otherwise)."""
+    with suppress(KeyError):
+        metric.remove(*labels)
