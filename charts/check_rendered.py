@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -70,7 +71,8 @@ def operator_violations(doc: dict[str, Any]) -> list[str]:
             problems.append(f"operator securityContext.{key} is not {value}")
     if (sc.get("capabilities") or {}).get("drop") != ["ALL"]:
         problems.append("operator does not drop ALL capabilities")
-    if ((sc.get("seccompProfile") or psc.get("seccompProfile")) or {}).get("type") != "RuntimeDefault":
+    seccomp = sc.get("seccompProfile") or psc.get("seccompProfile") or {}
+    if seccomp.get("type") != "RuntimeDefault":
         problems.append("operator seccompProfile is not RuntimeDefault")
     tmp_mounts = [m for m in c.get("volumeMounts") or [] if m.get("mountPath") == "/tmp"]
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expect-kind", action="append", default=[], metavar="KIND")
     parser.add_argument("--name", default="rendering", help="label for the report")
     args = parser.parse_args(argv)
-    texts = [open(f).read() for f in args.files] if args.files else [sys.stdin.read()]
+    texts = [Path(f).read_text() for f in args.files] if args.files else [sys.stdin.read()]
     docs = [d for t in texts for d in yaml.safe_load_all(t)]
     problems = check(docs, args.expect_kind)
     for p in problems:
