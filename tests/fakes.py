@@ -70,6 +70,7 @@ class FakeObjects:
     settle_deployments: bool = True
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
+    rejected: list[Write] = field(default_factory=list)  # writes refused with a 409
     _failures: list[Failure] = field(default_factory=list)
     _interleaved: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
@@ -123,9 +124,11 @@ class FakeObjects:
         self._before("create", kind)
         name = body["metadata"]["name"]
         key = (api_version, kind, namespace, name)
+        write = Write("create", api_version, kind, namespace, name, copy.deepcopy(body))
         if key in self.objects:
+            self.rejected.append(write)
             raise Conflict(f'{kind} "{name}" already exists', 409)
-        self.writes.append(Write("create", api_version, kind, namespace, name, copy.deepcopy(body)))
+        self.writes.append(write)
         stored = copy.deepcopy(body)
         stored["metadata"]["namespace"] = namespace
         self.objects[key] = self._stamped(stored, generation=1)
@@ -138,9 +141,11 @@ class FakeObjects:
         key = (api_version, kind, namespace, name)
         current = self._existing(key)
         precondition = patch.get("metadata", {}).get("resourceVersion")
+        write = Write("patch", api_version, kind, namespace, name, copy.deepcopy(patch))
         if precondition is not None and precondition != current["metadata"]["resourceVersion"]:
+            self.rejected.append(write)
             raise Conflict(f"the object {kind} {name} has been modified", 409)
-        self.writes.append(Write("patch", api_version, kind, namespace, name, copy.deepcopy(patch)))
+        self.writes.append(write)
         patched = merge_patch(current, without_resource_version(patch))
         patched["status"] = current.get("status")
         generation = current["metadata"].get("generation", 1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fakes import FakeObjects
+from tests.fakes import FakeObjects
 
 
 @pytest.fixture

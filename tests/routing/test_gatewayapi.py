@@ -9,7 +9,7 @@ import pytest
 from fairshift.k8s.errors import Forbidden
 from fairshift.routing.base import ALL_TO_PRIMARY, RoutingError, Weights
 from fairshift.routing.gatewayapi import API_VERSION, KIND, GatewayAPIRouter
-from fakes import OWNER, FakeObjects, route_target
+from tests.fakes import OWNER, FakeObjects, route_target
 
 GATEWAY = {
     "gatewayAPI": {

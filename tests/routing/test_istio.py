@@ -8,7 +8,7 @@ import pytest
 
 from fairshift.routing.base import ALL_TO_PRIMARY, RoutingError, Weights
 from fairshift.routing.istio import API_VERSION, KIND, IstioRouter
-from fakes import OWNER, FakeObjects, route_target
+from tests.fakes import OWNER, FakeObjects, route_target
 
 ISTIO = {"istio": {"hosts": ["credit.example.com"], "gateways": ["gateways/public"]}}
 PRIMARY_HOST = "credit-scorer-primary.lending.svc.cluster.local"

@@ -13,7 +13,7 @@ from fairshift.routing.gatewayapi import GatewayAPIRouter
 from fairshift.routing.istio import IstioRouter
 from fairshift.routing.registry import ROUTERS, make_router
 from fairshift.routing.replicas import ReplicasRouter
-from fakes import FakeObjects, route_target
+from tests.fakes import FakeObjects, route_target
 
 
 @pytest.mark.parametrize(

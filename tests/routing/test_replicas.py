@@ -8,7 +8,7 @@ import pytest
 
 from fairshift.routing.base import ALL_TO_PRIMARY, RoutingError, Weights
 from fairshift.routing.replicas import ReplicaSplit, ReplicasRouter, split_replicas
-from fakes import FakeObjects, deployment, route_target
+from tests.fakes import FakeObjects, deployment, route_target
 
 REPLICAS: dict[str, Any] = {"replicas": {}}
 
