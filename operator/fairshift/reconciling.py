@@ -25,9 +25,9 @@ from fairshift.engine.audit import GENESIS_HASH, chain_record
 from fairshift.engine.decision import Action, Decision, StepClock, decide
 from fairshift.engine.gates import Evaluation, evaluate, evidence
 from fairshift.engine.machine import DESIRED, Effect, Event, accepts, transition
-from fairshift.k8s.workloads import DeploymentState
+from fairshift.k8s.workloads import DeploymentState, primary_name, service_names
 from fairshift.metrics.source import MetricsError, MetricSource, QueryContext
-from fairshift.routing.base import ALL_TO_PRIMARY, Router, RoutingError, Weights
+from fairshift.routing.base import ALL_TO_PRIMARY, Router, RouteTarget, RoutingError, Weights
 
 log = logging.getLogger("fairshift.reconcile")
 
@@ -187,6 +187,23 @@ def step_weight(steps: list[Step], index: int | None) -> int:
         if step.set_weight is not None:
             weight = step.set_weight
     return weight
+
+
+def route_target(
+    spec: ModelRolloutSpec, namespace: str, name: str, owner: Mapping[str, Any]
+) -> RouteTarget:
+    services = service_names(name)
+    return RouteTarget(
+        namespace=namespace,
+        rollout=name,
+        primary_service=services.primary,
+        canary_service=services.canary,
+        port=spec.service.port,
+        routing=spec.routing,
+        owner_references=(owner,),
+        primary_deployment=primary_name(spec.target_ref.name),
+        candidate_deployment=spec.target_ref.name,
+    )
 
 
 # --- the reconciler -------------------------------------------------------------------------
@@ -361,7 +378,7 @@ class Tick:
         if action == "resume":
             if paused_on_step:
                 return Event.PROMOTE
-            return Event.RESUME_SHADOW if self.status.get("currentStep") is None else Event.RESUME
+            return self.resume_event()
         return {
             "promote": Event.PROMOTE,
             "promote-full": Event.PROMOTE_FULL,
@@ -390,12 +407,14 @@ class Tick:
         if self.spec.paused and self.phase in (Phase.SHADOW, Phase.CANARY):
             self.status["pausedReason"] = "spec"
             return Event.HALT
-        if not self.spec.paused and self.phase is Phase.PAUSED:
-            if self.status.get("pausedReason") == "spec":
-                return (
-                    Event.RESUME_SHADOW if self.status.get("currentStep") is None else Event.RESUME
-                )
+        unpaused = not self.spec.paused and self.phase is Phase.PAUSED
+        if unpaused and self.status.get("pausedReason") == "spec":
+            return self.resume_event()
         return None
+
+    def resume_event(self) -> Event:
+        """Back to where the pause happened: shadow (no step yet) or the canary step."""
+        return Event.RESUME_SHADOW if self.status.get("currentStep") is None else Event.RESUME
 
     def progress_event(self, target: DeploymentState | None) -> Event | None:
         handler = {
@@ -529,7 +548,6 @@ class Tick:
             self.say("waiting for the promoted primary to become available", "Promoting")
             self.requeue = 5.0
             return None
-        self.set_traffic(ALL_TO_PRIMARY)
         if not self.traffic_verified():
             return None
         self.scale_candidate(0)
@@ -537,10 +555,14 @@ class Tick:
         return Event.PROMOTION_DONE
 
     def rollback_progress(self, target: DeploymentState | None) -> Event | None:
-        self.set_traffic(ALL_TO_PRIMARY)
+        """Traffic back to primary first; then the candidate (if it still exists) to zero."""
         if not self.traffic_verified():
             return None
-        self.scale_candidate(0)
+        if target is not None:
+            self.scale_candidate(0)
+        self.say(
+            f"rolled back: {self.status.get('message', '')}".strip(), self.status.get("reason")
+        )
         return Event.ROLLBACK_DONE
 
     # analysis ------------------------------------------------------------------------------
@@ -682,8 +704,13 @@ class Tick:
         self.status["mirrorPercent"] = weights.mirror_percent
 
     def traffic_verified(self) -> bool:
-        verified = self.router().verify()
-        if verified is not True:
+        """The route sends what this phase and step want: written, then read back."""
+        wanted = self.desired_weights()
+        router = self.router()
+        if router.get_weights() != wanted:
+            self.set_traffic(wanted)
+        verified = router.verify() is True and router.get_weights() == wanted
+        if not verified:
             self.say("waiting for the route to show the new weights", "RouteNotReady")
             self.requeue = 3.0
             return False
@@ -698,7 +725,10 @@ class Tick:
         desired = DESIRED[self.phase]
         if self.phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.INITIALIZING):
             return
-        if desired.candidate_scaled and target is not None:
+        if target is None:
+            self.set_traffic(self.desired_weights())
+            return
+        if desired.candidate_scaled:
             primary = self.deps.workloads.primary_state(
                 self.rollout.namespace, self.spec.target_ref.name
             )

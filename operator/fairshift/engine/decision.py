@@ -83,27 +83,26 @@ def decide(
         return Decision(action, Verdict.FAILED, "GateFailed", describe(first(failed)))
     missing = [g for g in evaluation.gates if evaluation.gate_outcome(g) is Outcome.NO_DATA]
     warned = [c for c in evaluation.cells if c.outcome is Outcome.WARN]
+    open_cells = [c for c in evaluation.cells if c.outcome is not Outcome.PASS]
+    if not open_cells and not missing and clock.minimum_met:
+        action = Action.PROMOTE if last_step else Action.ADVANCE
+        message = "every gate passed on every slice"
+        return Decision(action, Verdict.SUCCESSFUL, "GatesPassed", message)
     if clock.budget_spent:
-        return at_budget(evaluation, missing, warned, on_inconclusive)
+        return at_budget(missing, warned, open_cells, on_inconclusive)
     if missing:
         names = ", ".join(g.name for g in missing)
         return Decision(Action.HOLD, Verdict.RUNNING, "NoData", f"no data yet for {names}")
     if warned:
         return Decision(Action.HOLD, Verdict.RUNNING, "GateWarning", describe(first(warned)))
-    open_cells = [c for c in evaluation.cells if c.outcome is not Outcome.PASS]
-    if not open_cells and clock.minimum_met:
-        action = Action.PROMOTE if last_step else Action.ADVANCE
-        return Decision(
-            action, Verdict.SUCCESSFUL, "GatesPassed", "every gate passed on every slice"
-        )
     waiting = "the step's minimum duration" if not open_cells else f"{len(open_cells)} slice checks"
     return Decision(Action.HOLD, Verdict.RUNNING, "Analysing", f"collecting evidence: {waiting}")
 
 
 def at_budget(
-    evaluation: Evaluation,
     missing: Sequence[object],
     warned: list[CellResult],
+    open_cells: list[CellResult],
     on_inconclusive: str,
 ) -> Decision:
     if warned:
@@ -113,7 +112,6 @@ def at_budget(
         return Decision(
             action, Verdict.INCONCLUSIVE, "NoData", "the step's budget was spent without data"
         )
-    open_cells = [c for c in evaluation.cells if c.outcome is not Outcome.PASS]
     detail = describe(open_cells[0]) if open_cells else "no evidence"
     return Decision(
         action,
