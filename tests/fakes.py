@@ -72,7 +72,7 @@ class FakeObjects:
     writes: list[Write] = field(default_factory=list)
     rejected: list[Write] = field(default_factory=list)  # writes refused with a 409
     _failures: list[Failure] = field(default_factory=list)
-    _interleaved: list[tuple[str, str, Callable[[], None]]] = field(default_factory=list)
+    _interleaved: list[tuple[str, str, Callable[[], object]]] = field(default_factory=list)
     _versions: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # test controls
@@ -81,7 +81,7 @@ class FakeObjects:
         """Raise ``error`` on the next ``times`` calls of ``verb`` (optionally only on ``kind``)."""
         self._failures.append(Failure(verb, error, kind, times))
 
-    def interleave(self, verb: str, kind: str, action: Callable[[], None]) -> None:
+    def interleave(self, verb: str, kind: str, action: Callable[[], object]) -> None:
         """Run ``action`` (another writer) just before the next ``verb`` on ``kind``."""
         self._interleaved.append((verb, kind, action))
 
