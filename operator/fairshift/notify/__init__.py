@@ -1,0 +1,1 @@
+"""Decision notifications: webhooks in a generic JSON format or Slack's."""
