@@ -1,0 +1,1 @@
+"""The Kubernetes layer: the only modules that import the kubernetes client."""
