@@ -122,13 +122,36 @@ class TestScaling:
 
 
 class TestReadingAndVerifying:
-    def test_weights_are_the_share_of_replicas(self, two_deployments: FakeObjects) -> None:
+    def test_weights_read_back_as_written_while_the_counts_are_unchanged(
+        self, two_deployments: FakeObjects
+    ) -> None:
         router(two_deployments).set_weights(Weights(90, 10))
 
-        assert router(two_deployments).get_weights() == Weights(75, 25)
+        assert router(two_deployments).get_weights() == Weights(90, 10)
+        assert router(two_deployments).effective_weights() == Weights(75, 25)
+
+    def test_weights_are_the_share_of_replicas_once_someone_scaled(
+        self, two_deployments: FakeObjects
+    ) -> None:
+        router(two_deployments).set_weights(Weights(90, 10))
+        two_deployments.patch(
+            "apps/v1", "Deployment", "lending", "credit-scorer", {"spec": {"replicas": 3}}
+        )
+
+        assert router(two_deployments).get_weights() == Weights(50, 50)
+
+    def test_without_a_write_the_weights_are_the_share_of_replicas(
+        self, two_deployments: FakeObjects
+    ) -> None:
+        two_deployments.patch(
+            "apps/v1", "Deployment", "lending", "credit-scorer", {"spec": {"replicas": 1}}
+        )
+
+        assert router(two_deployments).get_weights() == Weights(80, 20)
 
     def test_no_weights_without_the_deployments(self, objects: FakeObjects) -> None:
         assert router(objects).get_weights() is None
+        assert router(objects).effective_weights() is None
         assert router(objects).verify() is None
 
     def test_cannot_tell_before_the_first_write(self, two_deployments: FakeObjects) -> None:

@@ -12,8 +12,12 @@ The router does not create a route object. It scales ``target.primary_deployment
   primary by the first write, else the primary's ``spec.replicas`` at that time (at least 1);
 - the candidate gets ``round(total * canary / 100)`` replicas, but at least 1 when the canary
   weight is above 0, and 0 when it is 0; the primary keeps the rest, but at least 1 unless the
-  canary weight is 100 (so a small total can give a coarser split than asked:
-  ``get_weights`` reports the split the replica counts really give).
+  canary weight is 100 (so a small total can give a coarser split than asked).
+
+``get_weights`` answers the weights last written as long as the replica counts are still the
+ones that write made (so a reconciler comparing with the weights it wants sees them), and the
+split the counts give once someone changed them; ``effective_weights`` always answers the
+split the counts give (e.g. 75/25 for 90/10 over 4 replicas).
 
 The last write (weights and replica counts) is recorded in the ``fairshift.io/weights`` and
 ``fairshift.io/replicas`` annotations of the primary Deployment, so ``verify`` survives
@@ -98,6 +102,21 @@ class ReplicasRouter:
             self._scale_candidate(split)
 
     def get_weights(self) -> Weights | None:
+        """The weights last written while the replica counts still match that write, else
+        the split the replica counts give (so a person scaling a Deployment shows up).
+        """
+        primary = self._read(self._target.primary_deployment)
+        candidate = self._read(self._target.candidate_deployment)
+        if primary is None or candidate is None:
+            return None
+        live = ReplicaSplit(primary=replicas_of(primary), candidate=replicas_of(candidate))
+        written = decode_weights(primary)
+        if written is not None and recorded_split(primary) == live:
+            return written
+        return weights_from_amounts(live.primary, live.candidate)
+
+    def effective_weights(self) -> Weights | None:
+        """The split the replica counts really give (``candidate / total``), or None."""
         primary = self._read(self._target.primary_deployment)
         candidate = self._read(self._target.candidate_deployment)
         if primary is None or candidate is None:
