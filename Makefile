@@ -1,0 +1,52 @@
+# fairshift: the commands a developer and CI run. `make help` lists them.
+PYTHON ?= python3
+export PYTHONDONTWRITEBYTECODE = 1
+
+.PHONY: help install test unit lint crds crds-check e2e chart docker-lint docker-test bench bench-quick demo
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+install:  ## install fairshift with its test tools (editable)
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+test: lint unit  ## the whole cluster-free suite: lint, types, layers, unit and property tests
+
+unit:  ## unit, property-based and simulation tests (no cluster)
+	$(PYTHON) -m pytest tests -q
+
+lint:  ## ruff, strict mypy, import-linter layer contracts, CRD freshness
+	$(PYTHON) -m ruff check operator tests e2e bench
+	$(PYTHON) -m ruff format --check operator tests e2e bench
+	$(PYTHON) -m mypy
+	lint-imports
+	$(MAKE) --no-print-directory crds-check
+
+crds:  ## render crds/ from the API models and copy it into the chart
+	fairshift crd -o crds/modelrollouts.yaml
+	cp crds/modelrollouts.yaml charts/fairshift/crds/modelrollouts.yaml
+
+crds-check:  ## fail when crds/ or the chart's copy is stale
+	@fairshift crd | cmp -s - crds/modelrollouts.yaml || { echo "crds/ is stale: make crds"; exit 1; }
+	@cmp -s crds/modelrollouts.yaml charts/fairshift/crds/modelrollouts.yaml || { echo "chart CRD is stale: make crds"; exit 1; }
+
+e2e:  ## the end-to-end suite on a real local control plane and Prometheus (builds once)
+	bash e2e/run.sh
+
+chart:  ## helm lint and helm template in every configuration, RBAC without wildcards
+	bash charts/lint.sh
+
+docker-lint:  ## hadolint on the Dockerfile
+	bash docker/lint.sh
+
+docker-test:  ## the image's install steps in a fresh virtual environment
+	bash docker/test_install.sh
+
+bench:  ## decision quality against the peers' rules (writes docs/benchmarks.md)
+	$(PYTHON) -m bench.decisions
+
+bench-quick:  ## a few seeds of the decision benchmark (CI smoke, not a timed test)
+	$(PYTHON) -m bench.decisions --quick
+
+demo:  ## a local cluster, Prometheus, simulated traffic and a biased model rolled back, live
+	fairshift demo
