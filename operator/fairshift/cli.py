@@ -17,6 +17,11 @@ COMMAND_MODULES = (
     "crd",
     "measure",
     "gate",
+    "plugin",
+    "actions",
+    "audit",
+    "report",
+    "run",
 )
 
 EXIT_INVALID_INPUT = 2

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from fairshift.api.durations import parse_duration
-from fairshift.api.spec import ModelRolloutSpec, SpecError, Step, parse_spec
+from fairshift.api.spec import ModelRolloutSpec, Notification, SpecError, Step, parse_spec
 from fairshift.api.status import Condition, DecisionRecord, ModelRolloutStatus, Phase, Verdict
 from fairshift.engine.audit import GENESIS_HASH, chain_record
 from fairshift.engine.decision import Action, Decision, StepClock, decide
@@ -97,7 +97,13 @@ class AuditStore(Protocol):
 
 
 class Notifier(Protocol):
-    def notify(self, namespace: str, rollout: str, record: Mapping[str, Any]) -> None: ...
+    def notify(
+        self,
+        namespace: str,
+        rollout: str,
+        record: Mapping[str, Any],
+        notifications: Sequence[Notification] = (),
+    ) -> None: ...
 
 
 class OperatorMetrics(Protocol):
@@ -816,4 +822,6 @@ class Tick:
         if self.deps.operator_metrics is not None:
             self.deps.operator_metrics.count_decision(action, reason)
         if self.deps.notifier is not None:
-            self.deps.notifier.notify(self.rollout.namespace, self.rollout.name, record)
+            self.deps.notifier.notify(
+                self.rollout.namespace, self.rollout.name, record, self.spec.notifications
+            )

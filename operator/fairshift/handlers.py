@@ -1,0 +1,187 @@
+"""Thin kopf handlers: build the dependencies once, hand each rollout to the reconciler.
+
+A timer ticks every few seconds per ModelRollout; the reconciler itself decides whether an
+analysis is due (``spec.analysis.interval`` varies per rollout, kopf timers do not). kopf's
+own progress and diff-base records live in ``fairshift.io/`` annotations, never in status.
+Errors map to kopf's: temporary trouble backs off, nothing here branches on phase.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from fairshift.api import GROUP, PLURAL, VERSION
+from fairshift.api.durations import parse_duration
+from fairshift.api.spec import ModelRolloutSpec, SpecError, parse_spec
+from fairshift.k8s.auditstore import AuditStore
+from fairshift.k8s.client import make_api_client
+from fairshift.k8s.errors import KubeError
+from fairshift.k8s.events import EventPoster
+from fairshift.k8s.objects import KubeObjects
+from fairshift.k8s.secrets import SecretReader
+from fairshift.k8s.workloads import Workloads
+from fairshift.metrics.operator_metrics import OperatorMetrics
+from fairshift.metrics.prometheus import PrometheusSource
+from fairshift.metrics.source import MetricSource
+from fairshift.notify.webhook import Notifier
+from fairshift.reconciling import (
+    Dependencies,
+    Reconciler,
+    Rollout,
+    TemporaryError,
+    route_target,
+)
+from fairshift.routing.base import ALL_TO_PRIMARY, Router
+from fairshift.routing.registry import make_router
+
+log = logging.getLogger("fairshift.handlers")
+
+
+@dataclass
+class OperatorConfig:
+    """What ``fairshift run`` decided; handed to kopf as its memo."""
+
+    tick_seconds: float = 5.0
+    audit_configmap: bool = True
+    default_prometheus: str | None = None
+    metrics: OperatorMetrics | None = None
+    kubeconfig: str | None = None
+    sources: dict[tuple[str, float], MetricSource] = field(default_factory=dict)
+
+
+def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependencies:
+    """The reconciler's dependencies on the real API server and Prometheus."""
+
+    def router_for(
+        spec: ModelRolloutSpec, namespace: str, name: str, owner: Mapping[str, Any]
+    ) -> Router:
+        return make_router(route_target(spec, namespace, name, owner), objects)
+
+    def metrics_for(spec: ModelRolloutSpec) -> MetricSource:
+        assert spec.analysis is not None
+        address = spec.analysis.prometheus.address
+        timeout = parse_duration(spec.analysis.prometheus.timeout)
+        key = (address, timeout)
+        if key not in config.sources:
+            config.sources[key] = PrometheusSource(address, timeout, observer=config.metrics)
+        return config.sources[key]
+
+    notifier = Notifier(
+        resolve_url=SecretReader(objects).read_secret_key,
+        executor=ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairshift-notify"),
+    )
+    return Dependencies(
+        workloads=Workloads(objects),
+        router_for=router_for,
+        metrics_for=metrics_for,
+        audit=AuditStore(objects) if config.audit_configmap else None,
+        notifier=notifier,
+        operator_metrics=config.metrics,
+    )
+
+
+def rollout_of(body: kopf.Body) -> Rollout:
+    meta = body.get("metadata", {})
+    return Rollout(
+        namespace=str(meta.get("namespace")),
+        name=str(meta.get("name")),
+        uid=str(meta.get("uid")),
+        generation=int(meta.get("generation") or 0),
+        spec=dict(body.get("spec") or {}),
+        status=dict(body.get("status") or {}),
+        annotations=dict(meta.get("annotations") or {}),
+    )
+
+
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's bookkeeping in fairshift annotations; the API clients built once."""
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fairshift.io")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="fairshift.io", key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    config: OperatorConfig = memo.setdefault("config", OperatorConfig())
+    objects = KubeObjects.from_api_client(make_api_client(config.kubeconfig))
+    memo["objects"] = objects
+    memo["events"] = EventPoster(objects)
+    memo["reconciler"] = Reconciler(build_dependencies(config, objects))
+
+
+def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile one rollout and write its status, events and decisions."""
+    rollout = rollout_of(body)
+    config: OperatorConfig = memo["config"]
+    started = datetime.now(UTC)
+    try:
+        if config.metrics is not None:
+            with config.metrics.time_reconcile():
+                result = memo["reconciler"].reconcile(rollout, started)
+        else:
+            result = memo["reconciler"].reconcile(rollout, started)
+    except TemporaryError as error:
+        raise kopf.TemporaryError(str(error), delay=error.delay) from error
+    except KubeError as error:
+        raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=10) from error
+    patch.status.update(status_patch(result.status, rollout.status))
+    post_events(memo, body, result.events)
+
+
+def status_patch(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that also removes keys the new status no longer has."""
+    removed = {key: None for key in old if key not in new}
+    return {**removed, **new}
+
+
+def post_events(memo: kopf.Memo, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
+    involved = {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "name": body["metadata"]["name"],
+        "uid": body["metadata"]["uid"],
+        "namespace": body["metadata"]["namespace"],
+    }
+    for kind, reason, message in events:
+        try:
+            memo["events"].post_event(involved["namespace"], involved, reason, message, kind)
+        except KubeError as error:
+            log.warning("could not post event %s: %s", reason, error)
+
+
+def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Before the rollout goes: all traffic back to primary, mirror off."""
+    rollout = rollout_of(body)
+    try:
+        spec = parse_spec(dict(rollout.spec))
+    except SpecError:
+        return
+    router = make_router(
+        route_target(spec, rollout.namespace, rollout.name, rollout.owner),
+        memo["objects"],
+    )
+    try:
+        router.set_weights(ALL_TO_PRIMARY)
+        router.finalize()
+    except Exception as error:  # the rollout is going away; never block its deletion
+        log.warning("could not restore traffic to primary: %s", error)
+    config: OperatorConfig = memo["config"]
+    if config.metrics is not None:
+        config.metrics.forget(rollout.namespace, rollout.name)
+
+
+def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
+    """The operator's handlers in a registry of their own (no import-time globals)."""
+    registry = kopf.OperatorRegistry()
+    kopf.on.startup(registry=registry)(configure)
+    kopf.timer(GROUP, VERSION, PLURAL, interval=tick_seconds, initial_delay=1.0, registry=registry)(
+        tick
+    )
+    kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)(finalize)
+    return registry
