@@ -112,6 +112,7 @@ class TestKubeObjects:
         objects.patch_status("fairshift.io/v1alpha1", "ModelRollout", "ns", "r", {"status": {}})
 
         assert [kwargs["content_type"] for _, kwargs in resource.calls] == [MERGE_PATCH] * 2
+        assert {kwargs["field_manager"] for _, kwargs in resource.calls} == {"fairshift"}
 
     @pytest.mark.parametrize(
         ("status", "kind"),

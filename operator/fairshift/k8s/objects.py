@@ -67,11 +67,18 @@ class ObjectStore(Protocol):
 
 
 class KubeObjects:
-    """``ObjectStore`` on a ``DynamicClient``; every request has a timeout."""
+    """``ObjectStore`` on a ``DynamicClient``; every request has a timeout, and writes name
+    ``fairshift`` as their field manager (so ``managedFields`` show what fairshift set)."""
 
-    def __init__(self, dynamic: DynamicClient, request_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        dynamic: DynamicClient,
+        request_timeout: float = 30.0,
+        field_manager: str = "fairshift",
+    ) -> None:
         self._dynamic = dynamic
         self._timeout = request_timeout
+        self._field_manager = field_manager
 
     @classmethod
     def from_api_client(cls, api_client: ApiClient, request_timeout: float = 30.0) -> KubeObjects:
@@ -92,7 +99,12 @@ class KubeObjects:
         resource = self._resource(api_version, kind)
         name = body.get("metadata", {}).get("name", "")
         with translated(f"creating {kind} {namespace}/{name}"):
-            resource.create(body=body, namespace=namespace, _request_timeout=self._timeout)
+            resource.create(
+                body=body,
+                namespace=namespace,
+                field_manager=self._field_manager,
+                _request_timeout=self._timeout,
+            )
 
     def patch(
         self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
@@ -104,6 +116,7 @@ class KubeObjects:
                 name=name,
                 namespace=namespace,
                 content_type=MERGE_PATCH,
+                field_manager=self._field_manager,
                 _request_timeout=self._timeout,
             )
 
@@ -125,6 +138,7 @@ class KubeObjects:
                 name=name,
                 namespace=namespace,
                 content_type=MERGE_PATCH,
+                field_manager=self._field_manager,
                 _request_timeout=self._timeout,
             )
 

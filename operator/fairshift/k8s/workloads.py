@@ -15,7 +15,12 @@ Label scheme (how primary and candidate pods are told apart):
 Revision hash: the first 10 hex digits of the sha256 of the pod template as canonical JSON
 (sorted keys, no spaces) after removing every ``fairshift.io/`` label and annotation and
 ``metadata.creationTimestamp``. So the role labels never make a new revision, and a primary
-made from a template has the same revision as that template.
+made from a template has the same revision as that template. Any other template change is a
+new revision, ``kubectl rollout restart`` (a ``restartedAt`` annotation) included.
+
+Deleting the ModelRollout garbage-collects what it owns (the primary, the Services): whoever
+finalizes a rollout must first scale the target back up (``scale``), as the target is kept
+at 0 replicas between rollouts.
 
 Every method is idempotent: it reads, compares and writes only what differs.
 """
