@@ -407,9 +407,11 @@ class TestNoData:
 class TestFailures:
     def test_http_500_is_a_metrics_error(self, prometheus: FakePrometheus) -> None:
         prometheus.default = failure(500, "internal", "boom")
+        source = source_for(prometheus)
         with pytest.raises(MetricsError, match="500") as raised:
-            collect(prometheus)
+            source.collect(analysis(prometheus.address), CONTEXT)
         assert not isinstance(raised.value, InvalidQueryError)
+        assert source.queries_last_collect == 1  # the first failure ends the collect
 
     def test_http_503_is_retried(self, healthy: FakePrometheus) -> None:
         healthy.rules.insert(

@@ -363,9 +363,12 @@ class PrometheusSource:
     def collect_detailed(self, analysis: Analysis, context: QueryContext) -> Collection:
         """Like ``collect``, with the number of queries, the time spent and what was dropped."""
         run = _Run(self, analysis, context)
-        collection = run.collect()
-        self.queries_last_collect = collection.queries
-        self.seconds_last_collect = collection.seconds
+        started = self.clock()
+        try:
+            collection = run.collect()
+        finally:
+            self.queries_last_collect = run.queries
+            self.seconds_last_collect = self.clock() - started
         for problem in collection.problems:
             log.warning("%s/%s (%s): %s", *_who(context), problem)
         return collection
@@ -512,7 +515,10 @@ class _Run:
         result = self.ask(text)
         value = None if isinstance(result, Malformed) else scalar_answer(result)
         if value is None:
-            self.problems.append(f"gate {gate.name}: no single finite value, treated as no data")
+            self.problems.append(
+                f"gate {gate.name}: no single finite value, treated as no data"
+                " (if no series means zero, end the query with `or vector(0)`)"
+            )
         return value
 
 
