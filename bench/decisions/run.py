@@ -1,0 +1,118 @@
+"""Run every rule on the same simulated rollouts, in parallel, reproducibly.
+
+Each rollout has its own generator seeded by ``(seed, scenario, traffic, replication)``, so
+results do not depend on how work is split between processes. A task simulates a block of
+rollouts of one scenario and traffic level, scores them with the peers' vectorised rules,
+then with fairshift's engine (and the naive z-test on the engine's measurements) look by
+look.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.decisions.engine_rule import run_engine
+from bench.decisions.peers import NEVER, peer_times
+from bench.decisions.points import points
+from bench.decisions.traffic import Stream, simulate
+from bench.decisions.world import HORIZON, SCENARIOS
+
+RULES = ("fairshift", "naive z-test", "flagger", "argo", "kayenta")
+BLOCK = 5
+
+
+@dataclass(frozen=True)
+class Task:
+    scenario: int
+    rps: int
+    first: int
+    count: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One rule on one rollout: ticks (0-based) of its rollback and drift flag, or None."""
+
+    scenario: str
+    rps: int
+    replication: int
+    rule: str
+    rollback: int | None
+    warn: int | None
+
+
+def tasks(rps_levels: list[int], seeds: int, seed: int, quick: bool) -> Iterator[Task]:
+    for index, scenario in enumerate(SCENARIOS):
+        reps = seeds if quick else seeds * scenario.seeds_factor
+        for rps in rps_levels:
+            for first in range(0, reps, BLOCK):
+                yield Task(index, rps, first, min(BLOCK, reps - first), seed)
+
+
+def simulate_block(task: Task) -> Stream:
+    population = SCENARIOS[task.scenario].population()
+    streams = [
+        simulate(
+            np.random.default_rng([task.seed, task.scenario, task.rps, rep]),
+            population,
+            task.rps,
+            1,
+            HORIZON,
+        )
+        for rep in range(task.first, task.first + task.count)
+    ]
+    columns = zip(*(s.arrays() for s in streams), strict=True)
+    return Stream(*(np.concatenate(parts) for parts in columns))
+
+
+def optional(tick: int) -> int | None:
+    return None if tick == NEVER else int(tick)
+
+
+def run_task(task: Task) -> tuple[list[Outcome], int, float]:
+    """Outcomes of every rule on the task's rollouts, with engine looks and their seconds."""
+    name = SCENARIOS[task.scenario].name
+    stream = simulate_block(task)
+    found: list[Outcome] = []
+    for rule, times in peer_times(points(stream), HORIZON).items():
+        for i in range(task.count):
+            rollback, warn = optional(times["rollback"][i]), optional(times["warn"][i])
+            found.append(Outcome(name, task.rps, task.first + i, rule, rollback, warn))
+    cumulative = stream.cumulative()
+    looks, started = 0, time.perf_counter()
+    need_warn = SCENARIOS[task.scenario].expect == "warn"
+    for i in range(task.count):
+        t = run_engine(cumulative.rep(i), HORIZON, need_warn)
+        looks += t.looks
+        rep = task.first + i
+        found.append(Outcome(name, task.rps, rep, "fairshift", t.rollback, t.warn))
+        found.append(Outcome(name, task.rps, rep, "naive z-test", t.naive_rollback, t.naive_warn))
+    return found, looks, time.perf_counter() - started
+
+
+@dataclass(frozen=True)
+class RunResult:
+    outcomes: list[Outcome]
+    looks: int
+    engine_seconds: float
+    wall_seconds: float
+
+
+def run_all(rps_levels: list[int], seeds: int, seed: int, quick: bool, workers: int) -> RunResult:
+    started = time.perf_counter()
+    work = list(tasks(rps_levels, seeds, seed, quick))
+    work.sort(key=lambda t: -t.count)
+    outcomes: list[Outcome] = []
+    looks, engine_seconds = 0, 0.0
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for found, n, seconds in pool.map(run_task, work):
+            outcomes.extend(found)
+            looks += n
+            engine_seconds += seconds
+    return RunResult(outcomes, looks, engine_seconds, time.perf_counter() - started)

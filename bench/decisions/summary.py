@@ -1,0 +1,128 @@
+"""Figures from the outcomes: event rates, time-to-detect quantiles, oracle ratios, targets.
+
+Times are minutes from the start of the step to the look at which the rule acted (look ``k``
+happens after ``k + 1`` intervals of 30 s). A rollout in which the rule never acted has an
+infinite time, so a median is infinite when fewer than half the rollouts were detected
+within the horizon (shown as "> 60").
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.decisions.oracle import OracleTimes
+from bench.decisions.run import Outcome
+from bench.decisions.world import INTERVAL_SECONDS, SCENARIOS, Scenario
+
+MINUTES_PER_LOOK = INTERVAL_SECONDS / 60.0
+ALPHA = 0.05
+MEDIAN_TARGET = 1.2
+P90_TARGET = 1.8
+
+
+@dataclass(frozen=True)
+class Row:
+    """One rule on one scenario at one traffic level."""
+
+    scenario: str
+    rps: int
+    rule: str
+    rollouts: int
+    events: int
+    median: float
+    p90: float
+    oracle: OracleTimes
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.rollouts if self.rollouts else math.nan
+
+    def ratio(self, value: float, oracle: float) -> float:
+        if not math.isfinite(oracle):
+            return math.nan
+        return value / oracle
+
+
+def event_tick(outcome: Outcome, scenario: Scenario) -> int | None:
+    """The tick that counts: the drift flag in the drift scenario, the rollback otherwise."""
+    return outcome.warn if scenario.expect == "warn" else outcome.rollback
+
+
+def minutes(ticks: list[int | None]) -> np.ndarray:
+    return np.array([math.inf if t is None else (t + 1) * MINUTES_PER_LOOK for t in ticks])
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    if values.size == 0:
+        return math.nan
+    return float(np.quantile(values, q, method="inverted_cdf"))
+
+
+def rows(outcomes: list[Outcome], oracles: dict[tuple[str, int], OracleTimes]) -> list[Row]:
+    grouped: dict[tuple[str, int, str], list[int | None]] = defaultdict(list)
+    by_name = {s.name: s for s in SCENARIOS}
+    for o in outcomes:
+        grouped[(o.scenario, o.rps, o.rule)].append(event_tick(o, by_name[o.scenario]))
+    result = []
+    for (scenario, rps, rule), ticks in grouped.items():
+        times = minutes(ticks)
+        result.append(
+            Row(
+                scenario,
+                rps,
+                rule,
+                len(ticks),
+                int(np.isfinite(times).sum()),
+                quantile(times, 0.5),
+                quantile(times, 0.9),
+                oracles.get((scenario, rps), OracleTimes(math.inf, math.inf)),
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: str
+    where: str
+    value: str
+    met: bool
+
+
+def fairshift_verdicts(table: list[Row]) -> list[Verdict]:
+    """The targets, checked on fairshift's rows."""
+    by_name = {s.name: s for s in SCENARIOS}
+    verdicts: list[Verdict] = []
+    for row in sorted(table, key=lambda r: (r.scenario, r.rps)):
+        if row.rule != "fairshift":
+            continue
+        expect = by_name[row.scenario].expect
+        where = f"{row.scenario} @ {row.rps} rps"
+        if row.scenario == "a/a":
+            verdicts.append(
+                Verdict("A/A false rollbacks <= alpha", where, f"{row.rate:.3f}", row.rate <= ALPHA)
+            )
+        elif expect == "keep":
+            verdicts.append(
+                Verdict("never rolls back the fair model", where, f"{row.events}", row.events == 0)
+            )
+        else:
+            verdicts.extend(detection_verdicts(row, where))
+    return verdicts
+
+
+def detection_verdicts(row: Row, where: str) -> list[Verdict]:
+    oracle = row.oracle.single
+    found = []
+    for label, value, target in (
+        ("median TTD <= 1.2x oracle", row.median, MEDIAN_TARGET),
+        ("p90 TTD <= 1.8x oracle", row.p90, P90_TARGET),
+    ):
+        ratio = row.ratio(value, oracle)
+        text = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
+        found.append(Verdict(label, where, text, bool(ratio <= target)))
+    return found
