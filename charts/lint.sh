@@ -82,6 +82,7 @@ assert sorted(x["metadata"]["namespace"] for x in n if x["kind"] == "Role") == [
 a = args(n)
 assert a[:4] == ["--namespace", "team-a", "--namespace", "team-b"], a
 assert a[a.index("--log-format") + 1] == "text", a
+assert "--no-scanning" in a and "--no-scanning" not in args(d), a
 r = load("replicas-2")
 assert args(r)[args(r).index("--peering") + 1] == "fairshift", args(r)
 rn = load("replicas-2-namespaced")
