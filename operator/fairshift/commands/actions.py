@@ -1,0 +1,232 @@
+"""``fairshift promote|pause|resume|abort|retry NAME``: ask the operator for a manual action.
+
+The request is the annotation ``fairshift.io/action`` holding
+``{"action", "id", "requestedAt"}`` (a merge patch guarded by the resourceVersion the phase
+was checked on). The operator handles each id once and records it in
+``status.handledAction``; ``--wait`` polls for that and prints the phase reached.
+
+The CLI refuses (exit 4) what the rollout's phase does not accept, by the operator's own
+transition table, and a new request while an earlier one is still unhandled (unless
+``--force``). Exit 1 when ``--wait`` times out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console
+
+from fairshift.api.status import Phase
+from fairshift.commands.invocation import (
+    EXIT_FAILED,
+    EXIT_NOT_ALLOWED,
+    EXIT_OK,
+    CommandError,
+    add_cluster_options,
+    cluster_handler,
+    require_rollout,
+)
+from fairshift.commands.views import StatusError, parse_status, step_text
+from fairshift.engine.machine import Event, accepts
+from fairshift.k8s.cli_access import RolloutAccess
+from fairshift.k8s.errors import Conflict
+
+ACTION_ANNOTATION = "fairshift.io/action"
+ATTEMPTS = 5
+
+# Each action and the machine events it may become (resume re-enters shadow or canary).
+ACTION_EVENTS: Mapping[str, tuple[Event, ...]] = {
+    "promote": (Event.PROMOTE,),
+    "promote-full": (Event.PROMOTE_FULL,),
+    "pause": (Event.HALT,),
+    "resume": (Event.RESUME, Event.RESUME_SHADOW),
+    "abort": (Event.ABORT,),
+    "retry": (Event.RETRY,),
+}
+HELP = {
+    "promote": "skip the current step or pause (--full: all remaining steps and analysis)",
+    "pause": "hold the rollout where it is",
+    "resume": "continue a paused rollout",
+    "abort": "roll back now",
+    "retry": "start the same candidate again after a rollback or failure",
+}
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """What the CLI writes into the annotation."""
+
+    action: str
+    id: str
+    requested_at: str
+
+    def annotation_value(self) -> str:
+        body = {"action": self.action, "id": self.id, "requestedAt": self.requested_at}
+        return json.dumps(body, separators=(",", ":"))
+
+
+def new_request(action: str, now: datetime, make_id: Callable[[], str]) -> ActionRequest:
+    """A request with a fresh id and an RFC 3339 UTC time (seconds, ``Z``)."""
+    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return ActionRequest(action, make_id(), stamp)
+
+
+def uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+def allowed(action: str, phase: Phase) -> bool:
+    """Whether ``phase`` accepts ``action`` (by the operator's transition table)."""
+    return any(accepts(phase, event) for event in ACTION_EVENTS[action])
+
+
+def possible_actions(phase: Phase) -> list[str]:
+    return [action for action in ACTION_EVENTS if allowed(action, phase)]
+
+
+def refusal(action: str, phase: Phase, name: str) -> str:
+    """Why ``action`` is refused now, and what is possible instead."""
+    possible = ", ".join(a.replace("-full", " --full") for a in possible_actions(phase))
+    verb = action.replace("-full", " --full")
+    return f"cannot {verb} {name} while it is {phase.value}; possible now: {possible or 'nothing'}"
+
+
+def pending_request(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An earlier request the operator has not handled yet (None when there is none)."""
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ACTION_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        request = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(request, dict):
+        return None
+    handled = (obj.get("status") or {}).get("handledAction")
+    return None if request.get("id") == handled else request
+
+
+def current_phase(obj: Mapping[str, Any]) -> Phase:
+    try:
+        return parse_status(obj).phase
+    except StatusError as error:
+        raise CommandError(f"cannot read the status: {error}", EXIT_NOT_ALLOWED) from None
+
+
+def check_request(obj: Mapping[str, Any], action: str, name: str, force: bool) -> None:
+    """Raise ``CommandError`` (exit 4) when the action must not be requested now."""
+    phase = current_phase(obj)
+    if not allowed(action, phase):
+        raise CommandError(refusal(action, phase, name), EXIT_NOT_ALLOWED)
+    pending = pending_request(obj)
+    if pending is not None and not force:
+        raise CommandError(
+            f"an earlier request ({pending.get('action')}, id {pending.get('id')}, "
+            f"at {pending.get('requestedAt')}) is not handled yet; is the operator running? "
+            "--force replaces it",
+            EXIT_NOT_ALLOWED,
+        )
+
+
+def send_request(
+    access: RolloutAccess,
+    namespace: str,
+    name: str,
+    request: ActionRequest,
+    force: bool = False,
+) -> None:
+    """Check on a fresh read, then write guarded by its resourceVersion; retry 409s."""
+    for _ in range(ATTEMPTS):
+        obj = require_rollout(access, namespace, name)
+        check_request(obj, request.action, name, force)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        try:
+            access.annotate(
+                namespace, name, {ACTION_ANNOTATION: request.annotation_value()}, version
+            )
+        except Conflict:
+            continue
+        return
+    raise Conflict(f"ModelRollout {namespace}/{name} kept changing; gave up", 409)
+
+
+def wait_handled(
+    fetch: Callable[[], dict[str, Any]],
+    request_id: str,
+    timeout: float,
+    sleep: Callable[[float], None],
+    monotonic: Callable[[], float],
+    poll: float = 1.0,
+) -> dict[str, Any] | None:
+    """Poll until ``status.handledAction`` is ``request_id``; None after ``timeout`` seconds."""
+    deadline = monotonic() + timeout
+    while True:
+        obj = fetch()
+        if (obj.get("status") or {}).get("handledAction") == request_id:
+            return obj
+        if monotonic() >= deadline:
+            return None
+        sleep(min(poll, max(0.0, deadline - monotonic())))
+
+
+def outcome_line(obj: Mapping[str, Any], action: str) -> str:
+    status = parse_status(obj)
+    return (
+        f"{action} handled: phase {status.phase.value}, step {step_text(status)}, "
+        f"canary {status.canary_weight}%" + (f" ({status.message})" if status.message else "")
+    )
+
+
+def run_action(
+    args: argparse.Namespace, access: RolloutAccess, namespace: str, out: Console
+) -> int:
+    action = "promote-full" if getattr(args, "full", False) else args.action
+    request = new_request(action, args.clock(), args.make_id)
+    send_request(access, namespace, args.name, request, args.force)
+    out.print(f"requested {action} of {namespace}/{args.name} (id {request.id})")
+    if not args.wait:
+        return EXIT_OK
+    obj = wait_handled(
+        lambda: require_rollout(access, namespace, args.name),
+        request.id,
+        args.timeout,
+        args.sleep,
+        args.monotonic,
+    )
+    if obj is None:
+        out.print(f"not handled within {args.timeout:g}s; is the operator running?")
+        return EXIT_FAILED
+    out.print(outcome_line(obj, action))
+    return EXIT_OK
+
+
+def register(subparsers: Any) -> None:
+    for action in ("promote", "pause", "resume", "abort", "retry"):
+        parser = subparsers.add_parser(action, help=HELP[action], description=__doc__)
+        parser.add_argument("name", help="ModelRollout name")
+        if action == "promote":
+            parser.add_argument(
+                "--full", action="store_true", help="skip all remaining steps and analysis"
+            )
+        add_action_options(parser)
+        parser.set_defaults(action=action, handler=cluster_handler(action, run_action))
+
+
+def add_action_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait until the operator handles it")
+    parser.add_argument("--timeout", type=float, default=60.0, help="--wait limit in seconds")
+    parser.add_argument("--force", action="store_true", help="replace an unhandled request")
+    add_cluster_options(parser)
+    parser.set_defaults(
+        clock=lambda: datetime.now(UTC),
+        make_id=uuid_hex,
+        sleep=time.sleep,
+        monotonic=time.monotonic,
+    )

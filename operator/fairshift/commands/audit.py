@@ -1,0 +1,93 @@
+"""``fairshift audit verify NAME``: check a rollout's audit chain against its status.
+
+Reads the records from the ConfigMap ``<rollout>-audit`` and checks every hash, link and
+sequence number, and that the newest record is the head the rollout's status recorded
+(``status.auditHead``), so edits, removals, reorderings and a cut tail all show. When older
+records were trimmed, the oldest kept record must follow the last trimmed one.
+Exit 0 when intact, 1 when not (one line per problem), 3 not found, 5 API error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+
+from fairshift.commands.invocation import (
+    EXIT_FAILED,
+    EXIT_OK,
+    add_cluster_options,
+    cluster_handler,
+    require_rollout,
+)
+from fairshift.commands.views import short_hash
+from fairshift.engine.audit import verify_chain
+from fairshift.k8s.cli_access import AuditTrail, RolloutAccess
+
+
+def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[str], str]:
+    """Every problem of the stored chain (empty when intact) and the head it ends in."""
+    if not trail.records:
+        if expected_head:
+            return [
+                f"the store holds no records, but the rollout recorded head "
+                f"{short_hash(expected_head)} (records removed)"
+            ], expected_head
+        return [], ""
+    check = verify_chain(trail.records, expected_head, trail.first_prev_hash)
+    problems = list(check.problems)
+    extra = records_after(trail.records, expected_head)
+    if extra:
+        problems.append(
+            f"{len(extra)} record(s) follow the head the rollout recorded "
+            f"(seq {', '.join(str(r.get('seq')) for r in extra)}): written after the last "
+            "status update, or not by the operator"
+        )
+    return problems, check.head
+
+
+def records_after(
+    records: Sequence[Mapping[str, Any]], head: str | None
+) -> list[Mapping[str, Any]]:
+    """The records stored after the one whose hash is ``head`` (none if head is absent)."""
+    hashes = [r.get("hash") for r in records]
+    if head is None or head not in hashes[:-1]:
+        return []
+    return list(records[hashes.index(head) + 1 :])
+
+
+def run_verify(
+    args: argparse.Namespace, access: RolloutAccess, namespace: str, out: Console
+) -> int:
+    obj = require_rollout(access, namespace, args.name)
+    expected = (obj.get("status") or {}).get("auditHead")
+    trail = access.audit_trail(namespace, args.name)
+    problems, head = chain_problems(trail, expected)
+    where = f"{namespace}/{args.name}"
+    trimmed = f", {trail.dropped} older trimmed" if trail.dropped else ""
+    if not problems:
+        out.print(
+            f"[green]ok[/]: the audit chain of {where} is intact "
+            f"({len(trail.records)} records{trimmed}, head {short_hash(head)})"
+        )
+        return EXIT_OK
+    out.print(f"[bold red]TAMPERED[/]: the audit chain of {where} has {len(problems)} problem(s)")
+    for problem in problems:
+        out.print(f"  - {problem}", markup=False)
+    return EXIT_FAILED
+
+
+def register(subparsers: Any) -> None:
+    audit = subparsers.add_parser("audit", help="check the audit trail of a rollout")
+    verbs = audit.add_subparsers(dest="audit_command", metavar="VERB", required=True)
+    verify = verbs.add_parser(
+        "verify",
+        help="verify the hash chain against the rollout's recorded head",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("name", help="ModelRollout name")
+    add_cluster_options(verify)
+    verify.set_defaults(handler=cluster_handler("audit verify", run_verify))
