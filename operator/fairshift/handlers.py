@@ -100,6 +100,12 @@ def rollout_of(body: kopf.Body) -> Rollout:
     )
 
 
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """Credentials as the Kubernetes client finds them: in-cluster, else KUBECONFIG."""
+    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return info
+
+
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf's bookkeeping in fairshift annotations; the API clients built once."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fairshift.io")
@@ -179,6 +185,7 @@ def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
     """The operator's handlers in a registry of their own (no import-time globals)."""
     registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(configure)
     kopf.timer(GROUP, VERSION, PLURAL, interval=tick_seconds, initial_delay=1.0, registry=registry)(
         tick

@@ -249,6 +249,7 @@ class Tick:
         self.status = ModelRolloutStatus.model_validate(status).model_dump(by_alias=True)
         self.events: list[tuple[str, str, str]] = []
         self.requeue: float | None = None
+        self.cause: str | None = None  # why the next transition happens, when not routine
         self.spec: ModelRolloutSpec
 
     # status helpers ------------------------------------------------------------------------
@@ -339,6 +340,7 @@ class Tick:
         self.status["stableRevision"] = primary.revision
         self.deps.workloads.label_candidate(ns, spec.target_ref.name)
         self.scale_candidate(0)
+        self.say(f"revision {primary.revision} is stable and takes all traffic", "Adopted")
         self.apply(Event.INITIALIZED)
 
     # events --------------------------------------------------------------------------------
@@ -377,6 +379,7 @@ class Tick:
             return None
         self.status["pausedReason"] = "manual" if event is Event.HALT else None
         self.event("Normal", "ManualAction", f"{action} requested")
+        self.cause = f"{action} requested"
         return event
 
     def action_event(self, action: str) -> Event | None:
@@ -666,6 +669,8 @@ class Tick:
 
     def decision_event(self, decision: Decision, on_advance: Event, last: bool) -> Event | None:
         action = decision.action
+        if action is not Action.HOLD:
+            self.cause = decision.message
         if action in (Action.ADVANCE, Action.PROMOTE):
             return on_advance
         if action is Action.PAUSE:
@@ -764,10 +769,10 @@ class Tick:
     # decisions and their records -----------------------------------------------------------
 
     def record(self, event: Event, source: Phase, target: Phase) -> None:
+        cause = self.cause or self.routine_cause(event)
+        self.cause = None
         reason = self.status.get("reason") or event.value
-        message = (
-            f"{source.value} -> {target.value} on {event.value}: {self.status.get('message', '')}"
-        )
+        message = f"{source.value} -> {target.value} ({event.value}): {cause}"
         kind = "Warning" if target in (Phase.ROLLING_BACK, Phase.PAUSED, Phase.FAILED) else "Normal"
         self.event(kind, f"{target.value}", message[:1024])
         self.audit_record(event.value, str(reason), message)
@@ -786,6 +791,23 @@ class Tick:
         return self.deps.audit.append(
             self.rollout.namespace, self.rollout.name, build, [self.rollout.owner]
         )
+
+    def routine_cause(self, event: Event) -> str:
+        """The readable cause of a transition that no analysis or person explained."""
+        steps = len(self.spec.strategy.canary.steps)
+        step = self.status.get("currentStep")
+        texts = {
+            Event.INITIALIZED: f"revision {self.status.get('stableRevision')} is stable",
+            Event.NEW_REVISION: f"new revision {self.status.get('candidateRevision')}",
+            Event.NEW_REVISION_WITH_SHADOW: f"new revision {self.status.get('candidateRevision')}",
+            Event.SHADOW_DONE: "shadow analysis passed",
+            Event.STEP_DONE: f"step {step if step is not None else 0} of {steps} done",
+            Event.STEPS_DONE: f"all {steps} steps done",
+            Event.PROMOTION_DONE: "the primary runs the candidate and takes all traffic",
+            Event.ROLLBACK_DONE: "all traffic on primary; the candidate is scaled down",
+            Event.REVERTED: "the target went back to the stable revision",
+        }
+        return texts.get(event, str(self.status.get("message", "")))
 
     def audit_record(self, action: str, reason: str, message: str) -> None:
         payload = {

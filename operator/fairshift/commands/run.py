@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from typing import Any
 
 import kopf
@@ -44,7 +45,11 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     kopf.configure(verbose=args.verbose, log_format=log_format)
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # kopf's login reads it too
     logging.getLogger("fairshift").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:  # one line per timer tick and rollout is noise; decisions are logged
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     metrics_registry = new_registry()
     metrics = OperatorMetrics(metrics_registry)
     if args.metrics_port:
