@@ -26,7 +26,7 @@ from fairshift.engine.decision import Action, Decision, StepClock, decide
 from fairshift.engine.gates import Evaluation, evaluate, evidence
 from fairshift.engine.machine import DESIRED, Effect, Event, accepts, transition
 from fairshift.k8s.workloads import DeploymentState, primary_name, service_names
-from fairshift.metrics.source import MetricsError, MetricSource, QueryContext
+from fairshift.metrics.source import InvalidQueryError, MetricsError, MetricSource, QueryContext
 from fairshift.routing.base import ALL_TO_PRIMARY, Router, RouteTarget, RoutingError, Weights
 
 log = logging.getLogger("fairshift.reconcile")
@@ -619,6 +619,11 @@ class Tick:
         try:
             stable = source.collect(analysis, self.context(f"{target}-primary", "stable", window))
             candidate = source.collect(analysis, self.context(target, "candidate", window))
+        except InvalidQueryError as error:
+            self.status["message"] = f"a query cannot run as written: {error}"
+            self.status["reason"] = "InvalidQuery"
+            self.status["consecutiveErrors"] = MAX_CONSECUTIVE_ERRORS - 1
+            return None
         except MetricsError as error:
             self.status["message"] = f"metrics unavailable: {error}"
             self.status["reason"] = "MetricsError"

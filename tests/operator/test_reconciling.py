@@ -78,6 +78,14 @@ def test_broken_metrics_never_advance_and_pause_after_a_run_of_errors() -> None:
     world.until_phase("Succeeded")
 
 
+def test_a_query_that_cannot_run_pauses_at_once() -> None:
+    world = started()
+    world.metrics.invalid = True
+    world.new_revision()
+    world.until_phase("Paused", limit=5)
+    assert "{{tenant}}" in world.status["message"]
+
+
 def test_manual_pause_resume_abort_and_retry() -> None:
     world = started()
     world.new_revision()

@@ -18,7 +18,7 @@ from fairshift.api.spec import Analysis, ModelRolloutSpec
 from fairshift.engine.audit import verify_chain
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.k8s.auditstore import AuditStore
-from fairshift.metrics.source import MetricsError, QueryContext
+from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext
 from fairshift.reconciling import ACTION_ANNOTATION, Dependencies, Reconciler, Result, Rollout
 from fairshift.routing.base import Router
 from fairshift.routing.registry import make_router
@@ -85,12 +85,15 @@ class CannedMetrics:
     per_second: float = 1000.0
     candidate_tpr: dict[tuple[str, str], float] = field(default_factory=dict)
     broken: bool = False
+    invalid: bool = False
     calls: list[QueryContext] = field(default_factory=list)
 
     def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
         self.calls.append(context)
         if self.broken:
             raise MetricsError("connection refused")
+        if self.invalid:
+            raise InvalidQueryError("unknown template variable {{tenant}}")
         bias = self.candidate_tpr if context.version == "candidate" else {}
         return counts(self.per_second, context.window_seconds, bias)
 

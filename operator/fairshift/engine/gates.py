@@ -204,7 +204,7 @@ def fail_side_p_value(cell: CellResult) -> float:
     from scipy.stats import norm
 
     m = cell.measurement
-    if m.estimate is None or not m.variance:
+    if m.estimate is None or m.variance is None or m.variance <= 0:
         return 0.0 if cell.outcome in FAILING else 1.0
     low, high = m.acceptable
     sd = math.sqrt(m.variance)

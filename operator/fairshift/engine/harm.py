@@ -19,7 +19,7 @@ import numpy as np
 
 from fairshift.api.catalog import MetricFamily, latency_quantile, metric_info
 from fairshift.api.spec import Gate, Slices
-from fairshift.engine import distributions, fairness
+from fairshift.engine import distributions, fairness, intervals
 from fairshift.engine.counts import OVERALL, BinaryCounts, Histogram, SliceKey, VersionCounts
 from fairshift.engine.rates import Proportion, rate
 from fairshift.engine.sequential import proportion_variance
@@ -215,16 +215,26 @@ def group_gap(metric: str, group: BinaryCounts, reference: BinaryCounts) -> Grou
 
 
 def disparate_impact_gap(group: BinaryCounts, reference: BinaryCounts) -> GroupGap:
-    """Selection-rate ratio with the Katz variance of its log (a 0.5 correction at zero)."""
+    """Selection-rate ratio; its log by Katz, with a variance that never claims certainty.
+
+    The log variance is the larger of Katz's ``1/x1 - 1/n1 + 1/x2 - 1/n2`` and the delta-method
+    variance of the plus-four rates, ``(1 - p~) / (n~ p~)`` per group, which stays positive when
+    a group's selection rate is 0 or 1.
+    """
     g, r = rate("selection_rate", group), rate("selection_rate", reference)
-    if g.value is None or r.value is None or r.value == 0:
+    katz = intervals.katz_log_ratio(g, r)
+    if katz is None or g.value is None or r.value is None or r.value == 0:
         return GroupGap(None, None, g.trials)
+    log_variance = max(katz.variance, log_rate_variance(g) + log_rate_variance(r))
     value = g.value / r.value
-    g_x, r_x = max(g.successes, 0.5), max(r.successes, 0.5)
-    log_value = math.log(g_x / g.trials) - math.log(r_x / r.trials)
-    log_variance = max(1 / g_x - 1 / g.trials, 0.0) + max(1 / r_x - 1 / r.trials, 0.0)
-    log_variance = max(log_variance, 1e-12)
-    return GroupGap(value, value * value * log_variance, g.trials, log_value, log_variance)
+    return GroupGap(value, value * value * log_variance, g.trials, katz.estimate, log_variance)
+
+
+def log_rate_variance(p: Proportion) -> float:
+    """Delta-method variance of ``log p`` from the plus-four rate (Agresti-Coull)."""
+    n_tilde = p.trials + 4.0
+    p_tilde = (p.successes + 2.0) / n_tilde
+    return (1.0 - p_tilde) / (n_tilde * p_tilde)
 
 
 def fairness_measurements(
@@ -302,9 +312,7 @@ def fairness_measurement(
     )
 
 
-def difference(
-    candidate: GroupGap, stable: GroupGap | None
-) -> tuple[float | None, float | None]:
+def difference(candidate: GroupGap, stable: GroupGap | None) -> tuple[float | None, float | None]:
     """Candidate minus stable (a difference-in-differences for gaps) and its variance."""
     if stable is None or stable.value is None or candidate.value is None:
         return None, None
@@ -337,7 +345,8 @@ def calibration_value(
         positives = scores.get(1)
         p = (positives.total if positives else 0.0) / labelled
         spread = score_variance(scores)
-        return value, (spread + p * (1 - p)) / labelled, labelled
+        p_tilde = (p * labelled + 2.0) / (labelled + 4.0)  # plus-four: never zero
+        return value, (spread + p_tilde * (1 - p_tilde)) / labelled, labelled
     value = fairness.expected_calibration_error(scores)
     return value, ece_variance(scores), labelled
 
