@@ -65,6 +65,7 @@ BAD_SPECS = [
     ("analysis.interval", "30 seconds", "should match pattern"),
     ("analysis.interval", "1s", "at least 5s"),
     ("analysis.gates.5", {"name": "d", "metric": "score_psi", "maxIncrease": 0.1}, "bound it"),
+    ("analysis.gates.4", {"name": "l", "metric": "latency_p99", "min": 0.1}, "latency gate"),
     ("service.port", 0, "greater than or equal to 1"),
     ("targetRef.name", "Not_A_Name", "should match pattern"),
     ("onFailure", "explode", "Input should be"),

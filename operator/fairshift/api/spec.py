@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from fairshift.api.catalog import METRIC_NAMES, metric_info
+from fairshift.api.catalog import METRIC_NAMES, MetricFamily, metric_info
 from fairshift.api.durations import DURATION_PATTERN, parse_duration
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
@@ -275,6 +275,16 @@ class Gate(Model):
                 "!has(self.query) || has(self.min) || has(self.max)",
                 "a query gate can only use min or max (a query has no stable value to compare)",
             ),
+            (
+                "!has(self.metric) || !self.metric.startsWith('latency_') "
+                "|| has(self.max) || has(self.maxIncrease)",
+                "a latency gate takes max (seconds) or maxIncrease (seconds over stable)",
+            ),
+            (
+                "!has(self.metric) || !self.metric.startsWith('score_') || has(self.max)",
+                "a drift gate (score_psi, score_js, score_ks) already compares candidate with "
+                "stable; bound it with max",
+            ),
         )
     )
 
@@ -305,13 +315,22 @@ class Gate(Model):
                 f"gate {self.name}: a query gate can only use min or max "
                 "(a query has no stable value to compare)"
             )
-        if self.metric is not None and self.bound_kind in RELATIVE_BOUNDS:
-            if not metric_info(self.metric).relative_bounds:
-                raise ValueError(
-                    f"gate {self.name}: {self.metric} already compares candidate with stable; "
-                    "bound it with max"
-                )
+        if self.metric is not None:
+            self.check_bound_fits_metric(self.metric)
         return self
+
+    def check_bound_fits_metric(self, metric: str) -> None:
+        info = metric_info(metric)
+        if self.bound_kind in RELATIVE_BOUNDS and not info.relative_bounds:
+            raise ValueError(
+                f"gate {self.name}: {metric} already compares candidate with stable; "
+                "bound it with max"
+            )
+        if info.family is MetricFamily.LATENCY and self.bound_kind not in ("max", "maxIncrease"):
+            raise ValueError(
+                f"gate {self.name}: a latency gate takes max (seconds) or maxIncrease "
+                "(seconds over stable)"
+            )
 
     @property
     def bound_kinds(self) -> list[str]:

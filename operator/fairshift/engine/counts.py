@@ -119,8 +119,9 @@ class VersionCounts:
     ``cells`` holds counts for the finest groups (all slice attributes set); coarser groups
     are sums of cells (see ``engine.slices``). ``scores`` holds histograms of every score per
     finest cell (drift); ``labelled_scores`` holds, per cell and ground-truth label (0 or 1),
-    histograms of the scores whose label has arrived (calibration). ``latency`` is over all requests. ``custom`` holds values of gates with their own
-    PromQL ``query`` (already a single number).
+    histograms of the scores whose label has arrived (calibration). ``latency`` is over all
+    requests. ``custom`` holds values of gates with their own PromQL ``query`` (already a
+    single number).
     """
 
     cells: Mapping[SliceKey, BinaryCounts] = field(default_factory=dict)
