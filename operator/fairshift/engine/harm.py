@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -269,20 +269,22 @@ def fairness_measurement(
     candidate: GroupGap,
     candidate_counts: BinaryCounts,
 ) -> Measurement:
-    s_value = stable.value if stable else None
-    common = {
-        "gate": gate,
-        "slice": key,
-        "reference": ref,
-        "stable_value": s_value,
-        "candidate_value": candidate.value,
-        "stable_samples": stable.samples if stable else 0.0,
-        "candidate_samples": candidate.samples,
-    }
+    common = Measurement(
+        gate=gate,
+        slice=key,
+        reference=ref,
+        stable_value=stable.value if stable else None,
+        candidate_value=candidate.value,
+        estimate=None,
+        variance=None,
+        acceptable=(-INF, INF),
+        stable_samples=stable.samples if stable else 0.0,
+        candidate_samples=candidate.samples,
+    )
     if is_relative(gate):
         estimate, variance = difference(candidate, stable)
-        return Measurement(
-            **common,  # type: ignore[arg-type]
+        return replace(
+            common,
             estimate=estimate,
             variance=variance,
             acceptable=relative_region(gate),
@@ -292,8 +294,8 @@ def fairness_measurement(
         low, high = absolute_region(gate)
         region = (safe_log(low), safe_log(high))
         g = rate("selection_rate", candidate_counts)
-        return Measurement(
-            **common,  # type: ignore[arg-type]
+        return replace(
+            common,
             estimate=candidate.log_value,
             variance=candidate.log_variance,
             acceptable=region,
@@ -302,8 +304,8 @@ def fairness_measurement(
             fixed=FixedLook("katz", (g,)),
             margin_scale=max(abs(safe_log(gate.threshold)), 0.05),
         )
-    return Measurement(
-        **common,  # type: ignore[arg-type]
+    return replace(
+        common,
         estimate=candidate.value,
         variance=candidate.variance,
         acceptable=absolute_region(gate),
@@ -398,9 +400,9 @@ def calibration_measurements(
         )
         s_value, s_var, s_n = calibration_value(metric, slice_scores(stable.labelled_scores, key))
         if is_relative(gate):
-            ok = c_value is not None and s_value is not None
-            estimate = c_value - s_value if ok else None  # type: ignore[operator]
-            variance = c_var + s_var if ok and c_var is not None and s_var is not None else None
+            estimate, variance = difference(
+                GroupGap(c_value, c_var, c_n), GroupGap(s_value, s_var, s_n)
+            )
             region = relative_region(gate)
         else:
             estimate, variance, region = c_value, c_var, absolute_region(gate)
@@ -448,20 +450,23 @@ def divergence_measurement(
 ) -> Measurement:
     """PSI/JS bias-corrected against its no-drift expectation; KS with a DKW band."""
     n_s, n_c = stable.total, candidate.total
-    common = {
-        "gate": gate,
-        "slice": key,
-        "reference": None,
-        "stable_value": 0.0,
-        "acceptable": (-INF, gate.threshold),
-        "stable_samples": n_s,
-        "candidate_samples": n_c,
-        "margin_scale": max(gate.threshold, 0.01),
-    }
+    common = Measurement(
+        gate=gate,
+        slice=key,
+        reference=None,
+        stable_value=0.0,
+        candidate_value=None,
+        estimate=None,
+        variance=None,
+        acceptable=(-INF, gate.threshold),
+        stable_samples=n_s,
+        candidate_samples=n_c,
+        margin_scale=max(gate.threshold, 0.01),
+    )
     if gate.metric == "score_ks":
         value = distributions.ks_bound(stable, candidate)
-        return Measurement(
-            **common,  # type: ignore[arg-type]
+        return replace(
+            common,
             candidate_value=value,
             estimate=value,
             variance=None,
@@ -483,8 +488,8 @@ def divergence_measurement(
     variance = None
     if raw is not None and inverse_n < INF:
         variance = scale * scale * (2 * dof * inverse_n**2 + 4 * raw * inverse_n)
-    return Measurement(
-        **common,  # type: ignore[arg-type]
+    return replace(
+        common,
         candidate_value=raw,
         estimate=estimate,
         variance=variance,
