@@ -169,6 +169,11 @@ class TemporaryError(RuntimeError):
         self.delay = delay
 
 
+def camel_case(name: str) -> str:
+    """``analysis-failed`` -> ``AnalysisFailed`` (the reason of a routine transition)."""
+    return "".join(part.capitalize() for part in name.split("-"))
+
+
 def iso(now: datetime) -> str:
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -250,6 +255,7 @@ class Tick:
         self.events: list[tuple[str, str, str]] = []
         self.requeue: float | None = None
         self.cause: str | None = None  # why the next transition happens, when not routine
+        self.cause_reason: str | None = None  # its CamelCase reason
         self.spec: ModelRolloutSpec
 
     # status helpers ------------------------------------------------------------------------
@@ -273,6 +279,11 @@ class Tick:
             ).model_dump(by_alias=True)
         )
         self.status["conditions"] = sorted(conditions, key=lambda c: c["type"])
+
+    def because(self, reason: str, message: str) -> None:
+        """Explain the transition about to happen (status, Event and audit record)."""
+        self.say(message, reason)
+        self.cause, self.cause_reason = message, reason
 
     def say(self, message: str, reason: str | None = None) -> None:
         self.status["message"] = message
@@ -379,7 +390,7 @@ class Tick:
             return None
         self.status["pausedReason"] = "manual" if event is Event.HALT else None
         self.event("Normal", "ManualAction", f"{action} requested")
-        self.cause = f"{action} requested"
+        self.cause, self.cause_reason = f"{action} requested", "ManualAction"
         return event
 
     def action_event(self, action: str) -> Event | None:
@@ -400,7 +411,7 @@ class Tick:
         active = self.phase in (Phase.SHADOW, Phase.CANARY, Phase.PAUSED)
         if target is None:
             if active or self.phase is Phase.PROMOTING:
-                self.status["message"] = f"Deployment {self.spec.target_ref.name} disappeared"
+                self.because("TargetLost", f"Deployment {self.spec.target_ref.name} disappeared")
                 return Event.TARGET_LOST
             return None
         revision = target.revision
@@ -415,6 +426,7 @@ class Tick:
     def spec_pause_event(self) -> Event | None:
         if self.spec.paused and self.phase in (Phase.SHADOW, Phase.CANARY):
             self.status["pausedReason"] = "spec"
+            self.because("SpecPaused", "spec.paused is true")
             return Event.HALT
         unpaused = not self.spec.paused and self.phase is Phase.PAUSED
         if unpaused and self.status.get("pausedReason") == "spec":
@@ -489,10 +501,10 @@ class Tick:
             return True
         deadline = parse_duration(self.spec.strategy.progress_deadline)
         if seconds_since(self.status.get("stepStartedAt"), self.now) > deadline:
-            self.status["message"] = (
-                f"the candidate was not available within {self.spec.strategy.progress_deadline}"
+            self.because(
+                "ProgressDeadlineExceeded",
+                f"the candidate was not available within {self.spec.strategy.progress_deadline}",
             )
-            self.status["reason"] = "ProgressDeadlineExceeded"
         else:
             self.say("waiting for the candidate to become available", "WaitingForCandidate")
             self.requeue = 5.0
@@ -531,7 +543,9 @@ class Tick:
         assert step.pause is not None
         if step.pause.duration is None:
             self.status["pausedReason"] = "step"
-            self.say("paused at a manual gate: `kubectl fairshift promote` continues", "ManualGate")
+            self.because(
+                "ManualGate", "paused at a manual gate: `kubectl fairshift promote` continues"
+            )
             return Event.HALT
         waited = seconds_since(self.status.get("stepStartedAt"), self.now)
         if waited >= parse_duration(step.pause.duration):
@@ -552,7 +566,7 @@ class Tick:
         if not primary.available:
             deadline = parse_duration(self.spec.strategy.progress_deadline)
             if seconds_since(self.status.get("phaseStartedAt"), self.now) > deadline:
-                self.say("the promoted primary did not become available", "PromotionFailed")
+                self.because("PromotionFailed", "the promoted primary did not become available")
                 return Event.CANDIDATE_UNAVAILABLE
             self.say("waiting for the promoted primary to become available", "Promoting")
             self.requeue = 5.0
@@ -653,7 +667,7 @@ class Tick:
         message = f"{errors} analyses in a row could not read metrics: {self.status['message']}"
         self.condition("Degraded", "True", "AnalysisErrors", message)
         self.status["pausedReason"] = "errors"
-        self.say(message, "AnalysisErrors")
+        self.because("AnalysisErrors", message)
         return Event.HALT
 
     def note_analysis(self, evaluation: Evaluation, decision: Decision) -> None:
@@ -675,7 +689,7 @@ class Tick:
     def decision_event(self, decision: Decision, on_advance: Event, last: bool) -> Event | None:
         action = decision.action
         if action is not Action.HOLD:
-            self.cause = decision.message
+            self.cause, self.cause_reason = decision.message, decision.reason
         if action in (Action.ADVANCE, Action.PROMOTE):
             return on_advance
         if action is Action.PAUSE:
@@ -775,8 +789,10 @@ class Tick:
 
     def record(self, event: Event, source: Phase, target: Phase) -> None:
         cause = self.cause or self.routine_cause(event)
-        self.cause = None
-        reason = self.status.get("reason") or event.value
+        keeps_reason = event is Event.ROLLBACK_DONE and self.status.get("reason")
+        reason = self.cause_reason or (keeps_reason or camel_case(event.value))
+        self.cause = self.cause_reason = None
+        self.status["reason"] = reason
         message = f"{source.value} -> {target.value} ({event.value}): {cause}"
         kind = "Warning" if target in (Phase.ROLLING_BACK, Phase.PAUSED, Phase.FAILED) else "Normal"
         self.event(kind, f"{target.value}", message[:1024])

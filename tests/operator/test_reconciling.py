@@ -61,6 +61,8 @@ def test_tpr_drop_in_one_intersection_is_rolled_back_with_evidence() -> None:
     assert worst["outcome"] == "fail" and worst["lower"] > 0.05
     reasons = [e[1] for e in world.events]
     assert "RollingBack" in reasons
+    assert world.status["reason"] == "GateFailed"
+    assert "equal-opportunity" in world.status["message"]
     assert world.audit_ok()
 
 
@@ -173,7 +175,7 @@ def test_candidate_that_never_becomes_available_is_rolled_back() -> None:
     world.workloads.set_image(NS, TARGET, "model:broken")
     world.step = world.step * 4
     world.until_phase("RolledBack", limit=20)
-    assert world.status["reason"] in ("ProgressDeadlineExceeded", "candidate-unavailable")
+    assert world.status["reason"] == "ProgressDeadlineExceeded"
 
 
 def test_invalid_spec_is_reported_in_a_condition() -> None:
