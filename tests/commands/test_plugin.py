@@ -41,6 +41,7 @@ from tests.commands.fixtures import (
 from tests.fakes import FakeObjects
 
 API, KIND = "fairshift.io/v1alpha1", "ModelRollout"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def text(renderable: RenderableType, width: int = 160) -> str:
@@ -489,3 +490,21 @@ class TestDefaultNamespace:
         cluster.seed(moved)
         assert run("status", NAME, "-n", "risk", clock=lambda: T0) == EXIT_OK
         assert "risk/credit-scorer" in capsys.readouterr().out
+
+
+def test_building_the_parser_imports_neither_matplotlib_nor_the_kubernetes_client() -> None:
+    """Every ``fairshift`` call builds the parser; these imports cost a second or more each."""
+    import subprocess
+    import sys
+
+    code = (
+        "import argparse, importlib, sys\n"
+        "sub = argparse.ArgumentParser().add_subparsers()\n"
+        "for name in ('plugin', 'actions', 'audit', 'report'):\n"
+        "    importlib.import_module(f'fairshift.commands.{name}').register(sub)\n"
+        "print(sorted(m for m in ('matplotlib', 'kubernetes') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.strip() == "[]"

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -35,8 +35,10 @@ from fairshift.commands.invocation import (
 )
 from fairshift.commands.views import StatusError, parse_status, step_text
 from fairshift.engine.machine import Event, accepts
-from fairshift.k8s.cli_access import RolloutAccess
 from fairshift.k8s.errors import Conflict
+
+if TYPE_CHECKING:
+    from fairshift.k8s.cli_access import RolloutAccess
 
 ACTION_ANNOTATION = "fairshift.io/action"
 ATTEMPTS = 5

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -24,7 +24,9 @@ from fairshift.commands.invocation import (
 )
 from fairshift.commands.views import short_hash
 from fairshift.engine.audit import verify_chain
-from fairshift.k8s.cli_access import AuditTrail, RolloutAccess
+
+if TYPE_CHECKING:
+    from fairshift.k8s.cli_access import AuditTrail, RolloutAccess
 
 
 def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[str], str]:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
-from fairshift.k8s.cli_access import RolloutAccess, Session, connect
 from fairshift.k8s.errors import KubeError, NotFound
+
+if TYPE_CHECKING:
+    from fairshift.k8s.cli_access import RolloutAccess, Session
 
 EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed (tampered audit chain, action not handled in time)
@@ -26,8 +28,8 @@ EXIT_API = 5  # the API server failed or refused, or credentials are missing
 
 PIPE_WIDTH = 200
 
-Work = Callable[[argparse.Namespace, RolloutAccess, str, Console], int]
-Connector = Callable[[str | None, str | None], Session]
+Work = Callable[[argparse.Namespace, "RolloutAccess", str, Console], int]
+Connector = Callable[[str | None, str | None], "Session"]
 
 
 class CommandError(Exception):
@@ -49,7 +51,15 @@ def add_cluster_options(parser: argparse.ArgumentParser, all_namespaces: bool = 
         parser.add_argument(
             "-A", "--all-namespaces", action="store_true", help="rollouts of every namespace"
         )
-    parser.set_defaults(connect=connect)
+    parser.set_defaults(connect=connect_cluster)
+
+
+def connect_cluster(kubeconfig: str | None, context: str | None) -> Session:
+    """``fairshift.k8s.cli_access.connect``, imported when a command runs, not when the
+    parser is built: the Kubernetes client takes a second to import."""
+    from fairshift.k8s.cli_access import connect
+
+    return connect(kubeconfig, context)
 
 
 def cluster_handler(name: str, work: Work) -> Callable[[argparse.Namespace], int]:

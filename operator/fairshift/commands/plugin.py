@@ -11,7 +11,7 @@ import argparse
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.live import Live
@@ -32,7 +32,9 @@ from fairshift.commands.views import (
     rollouts_table,
 )
 from fairshift.engine.machine import DESIRED
-from fairshift.k8s.cli_access import RolloutAccess
+
+if TYPE_CHECKING:
+    from fairshift.k8s.cli_access import RolloutAccess
 
 Clock = Callable[[], datetime]
 

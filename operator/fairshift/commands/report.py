@@ -18,7 +18,7 @@ import argparse
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -34,8 +34,6 @@ from fairshift.commands.invocation import (
     make_console,
     require_rollout,
 )
-from fairshift.k8s.cli_access import RolloutAccess
-from fairshift.report.building import ReportFiles, write_report
 from fairshift.report.timeline import (
     ReportData,
     ReportInputError,
@@ -44,6 +42,9 @@ from fairshift.report.timeline import (
     from_rollout,
     rollout_facts,
 )
+
+if TYPE_CHECKING:
+    from fairshift.k8s.cli_access import RolloutAccess
 
 
 def load_document(path: Path) -> Mapping[str, Any]:
@@ -78,8 +79,14 @@ def default_out(data: ReportData) -> Path:
 
 
 def emit(data: ReportData, args: argparse.Namespace, out: Console) -> int:
-    """Write the report and list what was written."""
-    files: ReportFiles = write_report(data, args.out or default_out(data), args.clock())
+    """Write the report and list what was written.
+
+    matplotlib is imported here, not at module level: every ``fairshift`` invocation builds
+    the parser, and only this one needs it.
+    """
+    from fairshift.report.building import write_report
+
+    files = write_report(data, args.out or default_out(data), args.clock())
     out.print(f"wrote {files.page}")
     for chart in files.charts:
         out.print(f"wrote {chart}")
