@@ -47,6 +47,13 @@ render() {
   "$PYTHON" "$ROOT/charts/check_rendered.py" --name "$name" "${expect[@]}" "$file" || fail "checks ($name)"
 }
 
+echo "== helm package"
+"$HELM" package "$CHART" --destination "$OUT" >/dev/null || fail "helm package"
+tar -tzf "$OUT"/fairshift-*.tgz | sort >"$OUT/package.txt"
+grep -qx 'fairshift/crds/modelrollouts.yaml' "$OUT/package.txt" || fail "the package lacks the CRD"
+grep -qx 'fairshift/dashboards/fairshift.json' "$OUT/package.txt" || fail "the package lacks the dashboard"
+echo "packaged $(basename "$OUT"/fairshift-*.tgz) ($(wc -l <"$OUT/package.txt") files)"
+
 echo "== helm template"
 render default "ServiceAccount ClusterRole ClusterRoleBinding Deployment Service" --
 render cluster-scope "ClusterRole ClusterRoleBinding Role RoleBinding" -- \
@@ -55,7 +62,7 @@ render cluster-scope "ClusterRole ClusterRoleBinding Role RoleBinding" -- \
 render namespaced-scope "Role RoleBinding Deployment" -- \
   --set rbac.scope=namespaced --set 'watch.namespaces={team-a,team-b}' \
   --set 'notifications.secretNames={fairshift-webhooks}' --set logFormat=text
-render replicas-2 "ClusterKopfPeering ClusterRole" -- --set replicas=2
+render replicas-2 "ClusterKopfPeering ClusterRole PodDisruptionBudget" -- --set replicas=2
 render replicas-2-namespaced "KopfPeering Role" -- \
   --set replicas=2 --set rbac.scope=namespaced --set 'watch.namespaces={team-a,team-b}'
 render monitoring "ServiceMonitor PrometheusRule ConfigMap" -- \

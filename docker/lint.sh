@@ -39,12 +39,13 @@ check '^CMD \["run", "--all-namespaces"\]$' 'CMD ["run", "--all-namespaces"]'
 if awk '/^FROM /{n++} n==2' "$dockerfile" | grep -Eiq 'apt-get|gcc|build-essential|pip wheel'; then
   echo "Dockerfile: the final stage installs build tools or builds wheels" >&2; fail=1
 fi
-head -n 1 "$ROOT/.dockerignore" >/dev/null 2>&1 && grep -qx '\*' "$ROOT/.dockerignore" \
-  || { echo ".dockerignore: must ignore everything by default (*)" >&2; fail=1; }
+if ! grep -qx '\*' "$ROOT/.dockerignore" 2>/dev/null; then
+  echo ".dockerignore: must ignore everything by default (*)" >&2; fail=1
+fi
 # every file the Dockerfile COPYs from the context is let through by .dockerignore
-for src in $(awk '/^COPY / && !/--from=/ {for (i = 2; i < NF; i++) print $i}' "$dockerfile"); do
+while read -r src; do
   grep -qx "!${src%/}/\?" "$ROOT/.dockerignore" || grep -qx "!$src" "$ROOT/.dockerignore" \
     || { echo ".dockerignore: $src is copied by the Dockerfile but ignored" >&2; fail=1; }
-done
+done < <(awk '/^COPY / && !/--from=/ {for (i = 2; i < NF; i++) print $i}' "$dockerfile")
 [[ $fail -eq 0 ]] || exit 1
 echo "docker/lint.sh: all checks passed"

@@ -36,12 +36,12 @@ PYTHON="$PYTHON" sh "$ROOT/docker/install.sh" wheels "$WORK/src" "$WORK/wheels" 
 log "pip install --no-index into a fresh venv (docker/install.sh venv)"
 PYTHON="$PYTHON" sh "$ROOT/docker/install.sh" venv "$WORK/wheels" "$WORK/venv" >"$WORK/venv.log" 2>&1 \
   || { tail -n 30 "$WORK/venv.log" >&2; die "pip install --no-index failed"; }
-log "installed in $((SECONDS - start))s: $(ls "$WORK/wheels" | wc -l) wheels"
+log "installed in $((SECONDS - start))s: $(find "$WORK/wheels" -name '*.whl' | wc -l) wheels"
 
 # pip wheel builds any dependency that has no wheel for this platform from its sdist; the slim
 # image has no compiler, so everything built here must be pure Python (…-none-any.whl)
 built="$(grep -o 'filename=[^ ]*\.whl' "$WORK/wheels.log" | cut -d= -f2 | sort -u)"
-log "wheels built from source: $(echo $built)"
+log "wheels built from source: ${built//$'\n'/ }"
 for w in $built; do
   [[ "$w" == *-none-any.whl ]] || die "$w was compiled from source: the slim image has no compiler"
 done
