@@ -413,3 +413,61 @@ def test_monitoring_objects() -> None:
 def test_helm_refuses_namespaced_scope_without_namespaces() -> None:
     with pytest.raises(subprocess.CalledProcessError):
         render("rbac.scope=namespaced")
+
+
+# --------------------------------------------------------------------------- the checker itself
+
+
+@pytest.mark.parametrize(
+    ("rule", "complaint"),
+    [
+        pytest.param(
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["*"]},
+            "wildcard in verbs",
+            id="verb",
+        ),
+        pytest.param(
+            {"apiGroups": [""], "resources": ["*"], "verbs": ["get"]},
+            "wildcard in resources",
+            id="resource",
+        ),
+        pytest.param(
+            {"apiGroups": ["*"], "resources": ["pods"], "verbs": ["get"]},
+            "wildcard in apiGroups",
+            id="group",
+        ),
+        pytest.param(
+            {"apiGroups": ["apps"], "resources": ["deployments/*"], "verbs": ["get"]},
+            "wildcard in resources",
+            id="subresource",
+        ),
+        pytest.param(
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            "without resourceNames",
+            id="secrets",
+        ),
+        pytest.param(
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": ["a"],
+                "verbs": ["get", "list"],
+            },
+            "other than get",
+            id="secret-list",
+        ),
+        pytest.param(
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["clusterroles"],
+                "verbs": ["bind"],
+            },
+            "escalating",
+            id="bind",
+        ),
+    ],
+)
+def test_the_rbac_checker_catches(rule: dict[str, Any], complaint: str) -> None:
+    role = {"kind": "ClusterRole", "metadata": {"name": "bad"}, "rules": [rule]}
+    problems = check_rendered().rbac_violations(role)
+    assert any(complaint in p for p in problems), problems
