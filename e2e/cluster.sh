@@ -32,13 +32,17 @@ BUILD_LOG="${FAIRSHIFT_BUILD_LOG:-$K8S_CACHE/build.log}"
 BUILD_P="${FAIRSHIFT_BUILD_P:-2}"
 
 HOST=127.0.0.1
-ETCD_PORT="${FAIRSHIFT_ETCD_PORT:-12379}"
-ETCD_PEER_PORT="${FAIRSHIFT_ETCD_PEER_PORT:-12380}"
-APISERVER_PORT="${FAIRSHIFT_APISERVER_PORT:-16443}"
-KCM_PORT="${FAIRSHIFT_KCM_PORT:-20257}"
-SCHED_PORT="${FAIRSHIFT_SCHEDULER_PORT:-20259}"
-KWOK_PORT="${FAIRSHIFT_KWOK_PORT:-20247}"
-PROM_PORT="${FAIRSHIFT_PROMETHEUS_PORT:-19090}"
+# FAIRSHIFT_E2E_PORT_OFFSET shifts every default port, so that several clusters (say, one
+# per developer or per CI job on a shared machine) can run side by side with their own
+# FAIRSHIFT_E2E_RUN directory.
+PORT_OFFSET="${FAIRSHIFT_E2E_PORT_OFFSET:-0}"
+ETCD_PORT="${FAIRSHIFT_ETCD_PORT:-$((12379 + PORT_OFFSET))}"
+ETCD_PEER_PORT="${FAIRSHIFT_ETCD_PEER_PORT:-$((12380 + PORT_OFFSET))}"
+APISERVER_PORT="${FAIRSHIFT_APISERVER_PORT:-$((16443 + PORT_OFFSET))}"
+KCM_PORT="${FAIRSHIFT_KCM_PORT:-$((20257 + PORT_OFFSET))}"
+SCHED_PORT="${FAIRSHIFT_SCHEDULER_PORT:-$((20259 + PORT_OFFSET))}"
+KWOK_PORT="${FAIRSHIFT_KWOK_PORT:-$((20247 + PORT_OFFSET))}"
+PROM_PORT="${FAIRSHIFT_PROMETHEUS_PORT:-$((19090 + PORT_OFFSET))}"
 PROM_SCRAPE_INTERVAL="${FAIRSHIFT_PROMETHEUS_SCRAPE_INTERVAL:-2s}"
 NODE_NAME="${FAIRSHIFT_E2E_NODE:-fairshift-node-0}"
 KIND_CLUSTER="${FAIRSHIFT_KIND_CLUSTER:-fairshift-e2e}"
@@ -62,7 +66,7 @@ die() { log "ERROR: $*"; exit 1; }
 mode() {
   if [[ -n "${FAIRSHIFT_E2E_MODE:-}" ]]; then echo "$FAIRSHIFT_E2E_MODE"; return; fi
   if [[ -f "$RUN/mode" ]]; then cat "$RUN/mode"; return; fi
-  if command -v kind >/dev/null 2>&1 && docker info >/dev/null 2>&1; then echo kind; else echo local; fi
+  if command -v kind >/dev/null 2>&1 && timeout 20 docker info >/dev/null 2>&1; then echo kind; else echo local; fi
 }
 
 # ---------------------------------------------------------------------------------------
@@ -303,6 +307,21 @@ make_pki() {
   sign_cert controller-manager "/CN=system:kube-controller-manager" "$client"
   sign_cert scheduler "/CN=system:kube-scheduler" "$client"
   sign_cert kwok "/O=system:masters/CN=fairshift-e2e-kwok" "$client"
+  # front proxy (aggregation layer): lets aggregated API servers trust the apiserver
+  if [[ ! -f "$PKI/front-proxy-ca.crt" ]]; then
+    openssl genrsa -out "$PKI/front-proxy-ca.key" 2048 2>/dev/null
+    openssl req -x509 -new -nodes -key "$PKI/front-proxy-ca.key" -subj "/CN=fairshift-e2e-front-proxy-ca" -days 3650 -sha256 \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" \
+      -out "$PKI/front-proxy-ca.crt" 2>/dev/null
+  fi
+  if [[ ! -f "$PKI/front-proxy-client.crt" ]]; then
+    openssl genrsa -out "$PKI/front-proxy-client.key" 2048 2>/dev/null
+    openssl req -new -key "$PKI/front-proxy-client.key" -subj "/CN=front-proxy-client" -out "$PKI/front-proxy-client.csr" 2>/dev/null
+    printf '%b' "$client" >"$PKI/front-proxy-client.ext"
+    openssl x509 -req -in "$PKI/front-proxy-client.csr" -CA "$PKI/front-proxy-ca.crt" -CAkey "$PKI/front-proxy-ca.key" \
+      -CAcreateserial -days 3650 -sha256 -extfile "$PKI/front-proxy-client.ext" -out "$PKI/front-proxy-client.crt" 2>/dev/null
+    rm -f "$PKI/front-proxy-client.csr"
+  fi
   if [[ ! -f "$PKI/sa.key" ]]; then
     openssl genrsa -out "$PKI/sa.key" 2048 2>/dev/null
     openssl rsa -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub" 2>/dev/null
@@ -363,6 +382,10 @@ start_control_plane() {
     --endpoint-reconciler-type=none \
     --tls-cert-file="$PKI/apiserver.crt" --tls-private-key-file="$PKI/apiserver.key" \
     --client-ca-file="$PKI/ca.crt" \
+    --requestheader-client-ca-file="$PKI/front-proxy-ca.crt" --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$PKI/front-proxy-client.crt" --proxy-client-key-file="$PKI/front-proxy-client.key" \
     --authorization-mode=Node,RBAC \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$PKI/sa.pub" --service-account-signing-key-file="$PKI/sa.key" \
@@ -371,8 +394,10 @@ start_control_plane() {
     --event-ttl=10m
   wait_until "$READY_TIMEOUT" "kube-apiserver /readyz" kc get --raw /readyz
 
-  # No node lifecycle controller: kwok's fake node heartbeats can lag on a loaded machine, and
-  # that controller would then mark every pod NotReady, which kwok never sets back.
+  # Node lifecycle controller: it must run, since it removes the node.kubernetes.io/not-ready
+  # taint that admission puts on every new node (without it nothing ever schedules). kwok's
+  # fake heartbeats can lag on a loaded machine, and the controller would then mark every pod
+  # NotReady, which kwok never sets back: so its grace period is far longer than any test.
   start_proc kube-controller-manager "$BIN/kube-controller-manager" \
     --kubeconfig="$RUN/controller-manager.kubeconfig" \
     --authentication-kubeconfig="$RUN/controller-manager.kubeconfig" \
@@ -381,7 +406,8 @@ start_control_plane() {
     --service-account-private-key-file="$PKI/sa.key" --root-ca-file="$PKI/ca.crt" \
     --cluster-signing-cert-file="$PKI/ca.crt" --cluster-signing-key-file="$PKI/ca.key" \
     --use-service-account-credentials=true \
-    --controllers='*,-nodelifecycle' --leader-elect=false --profiling=false \
+    --controllers='*' --leader-elect=false --profiling=false \
+    --node-monitor-grace-period=2h --node-startup-grace-period=2h \
     --service-cluster-ip-range=10.96.0.0/16 --allocate-node-cidrs=false
 
   start_proc kube-scheduler "$BIN/kube-scheduler" \

@@ -56,12 +56,16 @@ class Cluster:
     prometheus_url: str
     prometheus_sd_dir: str | None
     run_dir: str | None
+    bin_dir: str | None
     started_here: bool
 
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (the operator, model servers) using this cluster."""
         env = {**os.environ, "KUBECONFIG": self.kubeconfig,
                "FAIRSHIFT_PROMETHEUS_URL": self.prometheus_url}
+        if self.bin_dir:
+            env["FAIRSHIFT_E2E_BIN"] = self.bin_dir
+            env["PATH"] = self.bin_dir + os.pathsep + env.get("PATH", "")
         if self.prometheus_sd_dir:
             env["FAIRSHIFT_PROMETHEUS_SD_DIR"] = self.prometheus_sd_dir
         return env
@@ -76,6 +80,7 @@ def e2e_cluster() -> Iterator[Cluster]:
             "FAIRSHIFT_PROMETHEUS_URL": os.environ.get("FAIRSHIFT_PROMETHEUS_URL", "http://127.0.0.1:19090"),
             "FAIRSHIFT_PROMETHEUS_SD_DIR": os.environ.get("FAIRSHIFT_PROMETHEUS_SD_DIR", ""),
             "FAIRSHIFT_E2E_RUN": os.environ.get("FAIRSHIFT_E2E_RUN", ""),
+            "FAIRSHIFT_E2E_BIN": os.environ.get("FAIRSHIFT_E2E_BIN", ""),
         }
         kubeconfig = external
     else:
@@ -92,6 +97,7 @@ def e2e_cluster() -> Iterator[Cluster]:
         prometheus_url=env["FAIRSHIFT_PROMETHEUS_URL"],
         prometheus_sd_dir=env.get("FAIRSHIFT_PROMETHEUS_SD_DIR") or None,
         run_dir=env.get("FAIRSHIFT_E2E_RUN") or None,
+        bin_dir=env.get("FAIRSHIFT_E2E_BIN") or None,
         started_here=started,
     )
     try:

@@ -40,6 +40,22 @@ T = TypeVar("T")
 E2E_DIR = Path(__file__).resolve().parent
 CLUSTER_SH = E2E_DIR / "cluster.sh"
 KUBECTL_BIN = os.environ.get("FAIRSHIFT_KUBECTL", "/usr/bin/kubectl")
+# Image for pods that only need to exist and become Ready. On the local cluster kwok fakes
+# them (the image is never pulled); on kind the pause image is already on the node.
+POD_IMAGE = os.environ.get("FAIRSHIFT_E2E_POD_IMAGE", "registry.k8s.io/pause:3.10")
+
+
+def tool(name: str) -> str:
+    """Path of a tool built with the cluster (``helm``, ``kwok``, ``etcd``...), else from PATH."""
+    import shutil
+
+    bin_dir = os.environ.get("FAIRSHIFT_E2E_BIN")
+    if bin_dir and os.access(os.path.join(bin_dir, name), os.X_OK):
+        return os.path.join(bin_dir, name)
+    found = shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found (FAIRSHIFT_E2E_BIN={bin_dir!r})")
+    return found
 
 
 # --------------------------------------------------------------------------------------

@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import json
+import os
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from e2e.helpers import Kubectl, KubectlError, MetricsServer, Prometheus, wait_for
+from e2e.helpers import POD_IMAGE, Kubectl, KubectlError, MetricsServer, Prometheus, tool, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -50,7 +52,7 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
             "selector": {"matchLabels": labels},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "model", "image": "fairshift.invalid/model-server:e2e"}]},
+                "spec": {"containers": [{"name": "model", "image": POD_IMAGE, "imagePullPolicy": "IfNotPresent"}]},
             },
         },
     }
@@ -58,7 +60,7 @@ def deployment(name: str, replicas: int) -> dict[str, Any]:
 
 def test_deployment_becomes_available_and_is_garbage_collected(k: Kubectl) -> None:
     k.apply(deployment("smoke-model", 3))
-    k.wait("deployment/smoke-model", "condition=Available", timeout=90)
+    k.wait("deployment/smoke-model", "condition=Available", timeout=180)
 
     def ready_pods() -> list[dict[str, Any]] | None:
         pods = k.json("get", "pods", "-l", "app=smoke-model")["items"]
@@ -225,3 +227,22 @@ def test_prometheus_scrapes_target_added_at_run_time(
 
     prometheus.remove_target("smoke-target")
     prometheus.wait_for_target_gone(server.address, timeout=60)
+
+
+def test_helm_installs_a_chart(namespace: str, e2e_cluster: Any, tmp_path: Path) -> None:
+    chart = tmp_path / "smoke-chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: smoke-chart\nversion: 0.1.0\n")
+    (chart / "values.yaml").write_text("greeting: hello\n")
+    (chart / "templates" / "cm.yaml").write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {{ .Release.Name }}-cm\n"
+        "data:\n  greeting: {{ .Values.greeting | quote }}\n")
+    env = {**e2e_cluster.env(), "HELM_CACHE_HOME": str(tmp_path / "hc"),
+           "HELM_CONFIG_HOME": str(tmp_path / "hcfg"), "HELM_DATA_HOME": str(tmp_path / "hd")}
+    helm = tool("helm")
+    assert "v3." in subprocess.run([helm, "version", "--short"], env=env, capture_output=True,
+                                   text=True, check=True).stdout
+    subprocess.run([helm, "install", "smoke", str(chart), "-n", namespace, "--set", "greeting=hi",
+                    "--wait", "--timeout", "60s"], env=env, capture_output=True, text=True, check=True)
+    cm = e2e_cluster.kubectl.get("configmap", "smoke-cm", namespace=namespace)
+    assert cm is not None and cm["data"]["greeting"] == "hi"
