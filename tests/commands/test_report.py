@@ -18,7 +18,7 @@ from fairshift.commands import gate as gate_command
 from fairshift.commands.invocation import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
 from fairshift.report.building import build_charts, write_report
 from fairshift.report.charts import gate_series
-from fairshift.report.regions import acceptable_region
+from fairshift.report.regions import acceptable_region, estimate_label
 from fairshift.report.timeline import (
     ReportInputError,
     from_gate,
@@ -226,3 +226,18 @@ def test_inputs_are_escaped_in_the_page(tmp_path: Path) -> None:
 
 def test_no_evidence_and_no_looks_makes_no_charts() -> None:
     assert build_charts(from_gate({"gates": []}, "empty")) == []
+
+
+@pytest.mark.parametrize(
+    ("metric", "bound", "label"),
+    [
+        ("tpr_gap", "maxIncrease", "tpr_gap: candidate − stable"),
+        ("disparate_impact", "min", "disparate_impact (candidate)"),
+        ("score_psi", "max", "score_psi: candidate's scores against stable's"),
+        ("latency_p99", "max", "share of candidate requests slower than the bound"),
+    ],
+)
+def test_axis_labels_say_what_the_estimate_measures(metric: str, bound: str, label: str) -> None:
+    item = evidence_item("four-fifths", "overall", 0.9, 0.05, 500)
+    item.update(metric=metric, bound=bound)
+    assert estimate_label(parse_evidence([item], "t")[0]) == label

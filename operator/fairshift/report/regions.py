@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from fairshift.api.catalog import latency_quantile
+from fairshift.api.catalog import METRICS, MetricFamily, latency_quantile
 from fairshift.api.status import GateEvidence
 
 INF = math.inf
@@ -57,4 +57,7 @@ def estimate_label(evidence: GateEvidence) -> str:
         return "share of candidate requests slower than the bound"
     if evidence.bound in ("maxIncrease", "maxDecrease", "maxChange"):
         return f"{evidence.metric}: candidate − stable"
+    info = METRICS.get(evidence.metric)
+    if info is not None and info.family is MetricFamily.DRIFT:
+        return f"{evidence.metric}: candidate's scores against stable's"
     return f"{evidence.metric} (candidate)"
