@@ -1,4 +1,4 @@
-"""KubeObjects speaks merge patch, maps API errors to KubeErrors and retries conflicts."""
+"""KubeObjects speaks merge patch and maps API errors; the store helpers retry conflicts."""
 
 from __future__ import annotations
 
@@ -22,13 +22,8 @@ from fairshift.k8s.errors import (
     UnknownKind,
     Unreachable,
 )
-from fairshift.k8s.objects import (
-    MERGE_PATCH,
-    KubeObjects,
-    is_owned_by,
-    read_modify_write,
-    require_owned,
-)
+from fairshift.k8s.objects import MERGE_PATCH, KubeObjects
+from fairshift.k8s.store import is_owned_by, read_modify_write, require_owned
 from tests.fakes import OWNER, FakeObjects
 
 
@@ -203,3 +198,26 @@ class TestOwnership:
     def test_someone_elses_object_is_refused(self) -> None:
         with pytest.raises(NotOwned, match="Service ns/x exists and is not owned"):
             require_owned({"metadata": {}}, (OWNER,), "Service ns/x")
+
+
+def test_the_adapters_on_the_store_do_not_import_the_kubernetes_client() -> None:
+    """Only ``objects`` and ``client`` load the (slow to import) Kubernetes client."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import fairshift
+
+    source_root = str(Path(fairshift.__file__).resolve().parents[1])
+    code = (
+        "import sys\n"
+        "import fairshift.k8s.workloads, fairshift.k8s.auditstore, fairshift.k8s.rollouts\n"
+        "import fairshift.k8s.events, fairshift.k8s.secrets, fairshift.k8s.store\n"
+        "print('kubernetes' in sys.modules)\n"
+    )
+    environ = {**os.environ, "PYTHONPATH": source_root}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=environ
+    )
+    assert done.stdout.strip() == "False"

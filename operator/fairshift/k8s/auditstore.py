@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fairshift.k8s.errors import Conflict
-from fairshift.k8s.objects import CONFLICT_ATTEMPTS, ObjectStore, require_owned
+from fairshift.k8s.store import CONFLICT_ATTEMPTS, ObjectStore, require_owned
 
 RECORDS_KEY = "records.jsonl"
 DROPPED_KEY = "dropped"

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from fairshift.k8s.objects import ObjectStore
+from fairshift.k8s.store import ObjectStore
 
 COMPONENT = "fairshift"
 MAX_MESSAGE = 1024

@@ -1,21 +1,19 @@
-"""Generic object access: get, create, merge-patch, delete, status patch and list.
+"""Object access on the Kubernetes API: get, create, merge-patch, delete, status patch, list.
 
-``KubeObjects`` implements ``fairshift.routing.base.ObjectApi`` (structurally; this package
-may not import ``routing``) on ``kubernetes.dynamic.DynamicClient``, plus the status
-subresource and listing that the rest of the operator needs (``ObjectStore``). API errors
-become the ``fairshift.k8s.errors`` hierarchy with the API server's message; a missing object
-is ``None`` on ``get`` and is fine on ``delete``.
-
-``read_modify_write`` is the one place that retries 409 conflicts: it reads fresh, computes a
-merge patch, and sends it with ``metadata.resourceVersion`` as a precondition.
+``KubeObjects`` implements ``fairshift.k8s.store.ObjectStore`` (and so, structurally,
+``fairshift.routing.base.ObjectApi``; this package may not import ``routing``) on
+``kubernetes.dynamic.DynamicClient``. API errors become the ``fairshift.k8s.errors``
+hierarchy with the API server's message; a missing object is ``None`` on ``get`` and is fine
+on ``delete``. The protocol and the conflict-retrying helpers live in ``store`` (no client
+import), and are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 import urllib3.exceptions
 from kubernetes.client import ApiClient
@@ -29,41 +27,31 @@ from fairshift.k8s.errors import (
     Invalid,
     KubeError,
     NotFound,
-    NotOwned,
     UnknownKind,
     Unreachable,
 )
+from fairshift.k8s.store import (
+    CONFLICT_ATTEMPTS,
+    ObjectStore,
+    controller_uid,
+    is_owned_by,
+    read_modify_write,
+    require_owned,
+)
+
+__all__ = [
+    "CONFLICT_ATTEMPTS",
+    "MERGE_PATCH",
+    "KubeObjects",
+    "ObjectStore",
+    "controller_uid",
+    "is_owned_by",
+    "read_modify_write",
+    "require_owned",
+    "translated",
+]
 
 MERGE_PATCH = "application/merge-patch+json"
-CONFLICT_ATTEMPTS = 5
-
-
-class ObjectStore(Protocol):
-    """Object operations of the Kubernetes layer (a superset of ``routing.base.ObjectApi``)."""
-
-    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-        """The object, or None when it does not exist."""
-
-    def create(self, api_version: str, kind: str, namespace: str, body: dict[str, Any]) -> None:
-        """Create; raises ``Conflict`` when it exists."""
-
-    def patch(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> None:
-        """JSON merge patch (RFC 7386); ``metadata.resourceVersion`` in it is a precondition."""
-
-    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> None:
-        """Delete; absent objects are fine."""
-
-    def patch_status(
-        self, api_version: str, kind: str, namespace: str, name: str, patch: dict[str, Any]
-    ) -> None:
-        """JSON merge patch of the status subresource."""
-
-    def list(
-        self, api_version: str, kind: str, namespace: str | None, label_selector: str = ""
-    ) -> list[dict[str, Any]]:
-        """All objects of a kind in a namespace (or in all namespaces for None)."""
 
 
 class KubeObjects:
@@ -210,60 +198,3 @@ def api_message(error: DynamicApiError) -> str:
         if message:
             return str(message)
     return f"{error.status} {error.reason}"
-
-
-def read_modify_write(
-    objects: ObjectStore,
-    api_version: str,
-    kind: str,
-    namespace: str,
-    name: str,
-    change: Callable[[dict[str, Any]], dict[str, Any] | None],
-    attempts: int = CONFLICT_ATTEMPTS,
-) -> bool:
-    """Patch an existing object with ``change(fresh)``, retrying 409s on fresh reads.
-
-    ``change`` gets the object as just read and returns a merge patch, or None when nothing
-    needs changing. Returns whether a patch was sent. Raises ``NotFound`` when the object is
-    absent and ``Conflict`` when every attempt lost a race.
-    """
-    for _ in range(attempts):
-        fresh = objects.get(api_version, kind, namespace, name)
-        if fresh is None:
-            raise NotFound(f"{kind} {namespace}/{name} not found", 404)
-        patch = change(fresh)
-        if patch is None:
-            return False
-        version = fresh.get("metadata", {}).get("resourceVersion")
-        guarded = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": version}}
-        try:
-            objects.patch(api_version, kind, namespace, name, guarded)
-        except Conflict:
-            continue
-        return True
-    raise Conflict(f"{kind} {namespace}/{name} kept changing; gave up after {attempts} tries", 409)
-
-
-def controller_uid(owner_references: Sequence[Mapping[str, Any]]) -> str | None:
-    """The uid of the controlling owner among ``owner_references`` (or of the first one)."""
-    for reference in owner_references:
-        if reference.get("controller"):
-            return str(reference.get("uid"))
-    return str(owner_references[0].get("uid")) if owner_references else None
-
-
-def is_owned_by(obj: Mapping[str, Any], owner_references: Sequence[Mapping[str, Any]]) -> bool:
-    """Whether ``obj`` names the controlling owner of ``owner_references`` among its owners."""
-    wanted = controller_uid(owner_references)
-    if wanted is None:
-        return True
-    present = obj.get("metadata", {}).get("ownerReferences") or []
-    return any(str(reference.get("uid")) == wanted for reference in present)
-
-
-def require_owned(
-    obj: Mapping[str, Any], owner_references: Sequence[Mapping[str, Any]], what: str
-) -> None:
-    """Raise ``NotOwned`` unless ``obj`` belongs to the owner; fairshift never takes over."""
-    if not is_owned_by(obj, owner_references):
-        raise NotOwned(f"{what} exists and is not owned by this ModelRollout; left alone")

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fairshift.api import API_VERSION, KIND
-from fairshift.k8s.objects import ObjectStore
+from fairshift.k8s.store import ObjectStore
 
 
 class Rollouts:

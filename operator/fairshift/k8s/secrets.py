@@ -6,7 +6,7 @@ import base64
 import binascii
 
 from fairshift.k8s.errors import KubeError, NotFound
-from fairshift.k8s.objects import ObjectStore
+from fairshift.k8s.store import ObjectStore
 
 
 class SecretReader:

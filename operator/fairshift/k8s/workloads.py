@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fairshift.k8s.errors import NotFound, Unsupported
-from fairshift.k8s.objects import ObjectStore, read_modify_write, require_owned
+from fairshift.k8s.store import ObjectStore, read_modify_write, require_owned
 
 APPS = "apps/v1"
 DEPLOYMENT = "Deployment"
