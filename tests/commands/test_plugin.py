@@ -508,3 +508,15 @@ def test_building_the_parser_imports_neither_matplotlib_nor_the_kubernetes_clien
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_verify_reads_again_when_the_operator_appended_after_the_head_was_read(
+    run: Runner, cluster: FakeObjects
+) -> None:
+    """The operator appends first and records the head in status after: not tampering."""
+    records = synthetic_chain()[:15]
+    store_chain(cluster, records)
+    cluster.interleave(
+        "get", "ConfigMap", lambda: with_phase(cluster, "Canary", auditHead=records[-1]["hash"])
+    )
+    assert run("audit", "verify", NAME) == EXIT_OK

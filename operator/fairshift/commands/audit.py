@@ -60,13 +60,29 @@ def records_after(
     return list(records[hashes.index(head) + 1 :])
 
 
+def read_and_check(
+    access: RolloutAccess, namespace: str, name: str, attempts: int = 2
+) -> tuple[AuditTrail, list[str], str]:
+    """Read the recorded head, then the chain, and check them.
+
+    The operator appends a record before it writes the new head into status, so a chain read
+    just after an append can hold records past the head just read; reading again (head first)
+    tells that race from records nobody recorded.
+    """
+    for _ in range(attempts):
+        obj = require_rollout(access, namespace, name)
+        expected = (obj.get("status") or {}).get("auditHead")
+        trail = access.audit_trail(namespace, name)
+        problems, head = chain_problems(trail, expected)
+        if not records_after(trail.records, expected):
+            break
+    return trail, problems, head
+
+
 def run_verify(
     args: argparse.Namespace, access: RolloutAccess, namespace: str, out: Console
 ) -> int:
-    obj = require_rollout(access, namespace, args.name)
-    expected = (obj.get("status") or {}).get("auditHead")
-    trail = access.audit_trail(namespace, args.name)
-    problems, head = chain_problems(trail, expected)
+    trail, problems, head = read_and_check(access, namespace, args.name)
     where = f"{namespace}/{args.name}"
     trimmed = f", {trail.dropped} older trimmed" if trail.dropped else ""
     if not problems:
