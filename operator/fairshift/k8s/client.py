@@ -2,19 +2,22 @@
 
 Each call builds its own ``Configuration`` so nothing global is changed; the kubeconfig is
 ``kubeconfig`` if given, else ``$KUBECONFIG``, else ``~/.kube/config`` (the client's default).
+The Kubernetes client is imported when a connection is made, not when this module is, so
+commands that never talk to a cluster start quickly.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-
-from kubernetes import config
-from kubernetes.client import ApiClient, Configuration
-from kubernetes.config.config_exception import ConfigException
+from typing import TYPE_CHECKING
 
 from fairshift.k8s.errors import KubeError
-from fairshift.k8s.objects import KubeObjects
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient, Configuration
+
+    from fairshift.k8s.objects import KubeObjects
 
 
 def load_configuration(
@@ -23,6 +26,10 @@ def load_configuration(
     environ: Mapping[str, str] = os.environ,
 ) -> Configuration:
     """Client configuration: the pod's ServiceAccount inside a cluster, else a kubeconfig."""
+    from kubernetes import config
+    from kubernetes.client import Configuration
+    from kubernetes.config.config_exception import ConfigException
+
     configuration = Configuration()
     if kubeconfig is None and "KUBERNETES_SERVICE_HOST" in environ:
         try:
@@ -47,6 +54,8 @@ def make_api_client(
     environ: Mapping[str, str] = os.environ,
 ) -> ApiClient:
     """An ``ApiClient`` for the cluster the operator (or the CLI) talks to."""
+    from kubernetes.client import ApiClient
+
     return ApiClient(load_configuration(kubeconfig, context, environ))
 
 
@@ -56,4 +65,6 @@ def make_kube_objects(
     request_timeout: float = 30.0,
 ) -> KubeObjects:
     """``KubeObjects`` for the current cluster; discovery is lazy and cached per client."""
+    from fairshift.k8s.objects import KubeObjects
+
     return KubeObjects.from_api_client(make_api_client(kubeconfig, context), request_timeout)
