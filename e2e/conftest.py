@@ -61,8 +61,11 @@ class Cluster:
 
     def env(self) -> dict[str, str]:
         """Environment for subprocesses (the operator, model servers) using this cluster."""
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig,
-               "FAIRSHIFT_PROMETHEUS_URL": self.prometheus_url}
+        env = {
+            **os.environ,
+            "KUBECONFIG": self.kubeconfig,
+            "FAIRSHIFT_PROMETHEUS_URL": self.prometheus_url,
+        }
         if self.bin_dir:
             env["FAIRSHIFT_E2E_BIN"] = self.bin_dir
             env["PATH"] = self.bin_dir + os.pathsep + env.get("PATH", "")
@@ -77,7 +80,9 @@ def e2e_cluster() -> Iterator[Cluster]:
     started = False
     if external:
         env = {
-            "FAIRSHIFT_PROMETHEUS_URL": os.environ.get("FAIRSHIFT_PROMETHEUS_URL", "http://127.0.0.1:19090"),
+            "FAIRSHIFT_PROMETHEUS_URL": os.environ.get(
+                "FAIRSHIFT_PROMETHEUS_URL", "http://127.0.0.1:19090"
+            ),
             "FAIRSHIFT_PROMETHEUS_SD_DIR": os.environ.get("FAIRSHIFT_PROMETHEUS_SD_DIR", ""),
             "FAIRSHIFT_E2E_RUN": os.environ.get("FAIRSHIFT_E2E_RUN", ""),
             "FAIRSHIFT_E2E_BIN": os.environ.get("FAIRSHIFT_E2E_BIN", ""),
@@ -89,8 +94,11 @@ def e2e_cluster() -> Iterator[Cluster]:
         env = cluster_env()
         kubeconfig = env["KUBECONFIG"]
     kubectl = Kubectl(kubeconfig)
-    wait_for(lambda: kubectl.run("get", "--raw", "/readyz", check=False).returncode == 0,
-             timeout=120, message="kube-apiserver /readyz")
+    wait_for(
+        lambda: kubectl.run("get", "--raw", "/readyz", check=False).returncode == 0,
+        timeout=120,
+        message="kube-apiserver /readyz",
+    )
     cluster = Cluster(
         kubeconfig=kubeconfig,
         kubectl=kubectl,
@@ -116,16 +124,26 @@ def kubectl(e2e_cluster: Cluster) -> Kubectl:
 def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
     """A namespace for this test only; deleted (without waiting) afterwards."""
     name = f"{dns_name(request.node.name, 40)}-{secrets.token_hex(3)}"
-    kubectl.create({"apiVersion": "v1", "kind": "Namespace",
-                    "metadata": {"name": name, "labels": {"fairshift.dev/e2e": "true"}}})
+    kubectl.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": name, "labels": {"fairshift.dev/e2e": "true"}},
+        }
+    )
     # pods can only be created once the ServiceAccount controller made "default"
-    wait_for(lambda: kubectl.get("serviceaccount", "default", namespace=name), timeout=60,
-             message=f"default ServiceAccount in {name}")
+    wait_for(
+        lambda: kubectl.get("serviceaccount", "default", namespace=name),
+        timeout=60,
+        message=f"default ServiceAccount in {name}",
+    )
     try:
         yield name
     finally:
         if os.environ.get("FAIRSHIFT_E2E_KEEP_NAMESPACES") != "1":
-            kubectl.run("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+            kubectl.run(
+                "delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False
+            )
 
 
 @pytest.fixture

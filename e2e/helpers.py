@@ -61,12 +61,15 @@ def tool(name: str) -> str:
 # --------------------------------------------------------------------------------------
 # polling
 # --------------------------------------------------------------------------------------
-class WaitTimeout(AssertionError):
+class WaitTimeoutError(AssertionError):
     """Raised by :func:`wait_for` when the condition did not hold in time."""
 
 
+WaitTimeout = WaitTimeoutError
+
+
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     timeout: float = 60.0,
     interval: float = 0.5,
     message: str | None = None,
@@ -75,23 +78,24 @@ def wait_for(
     """Call ``predicate`` until it returns a truthy value; return that value.
 
     Exceptions listed in ``ignore`` count as "not yet" (the last one is reported on
-    timeout). Raises :class:`WaitTimeout` (an ``AssertionError``) after ``timeout`` seconds.
+    timeout). Raises :class:`WaitTimeoutError` (an ``AssertionError``) after ``timeout`` seconds.
     """
     deadline = time.monotonic() + timeout
     last: Any = None
     last_exc: BaseException | None = None
     while True:
         try:
-            last = predicate()
+            value = predicate()
+            last = value
             last_exc = None
-            if last:
-                return last
-        except ignore as exc:  # noqa: PERF203 - polling loop
+            if value:
+                return value
+        except ignore as exc:
             last_exc = exc
         if time.monotonic() >= deadline:
             what = message or getattr(predicate, "__name__", "condition")
             detail = f"last exception: {last_exc!r}" if last_exc else f"last value: {last!r}"
-            raise WaitTimeout(f"timed out after {timeout:.0f}s waiting for {what} ({detail})")
+            raise WaitTimeoutError(f"timed out after {timeout:.0f}s waiting for {what} ({detail})")
         time.sleep(interval)
 
 
@@ -119,7 +123,9 @@ class KubectlError(RuntimeError):
         self.returncode = returncode
         self.stdout = stdout
         self.stderr = stderr
-        super().__init__(f"kubectl {' '.join(args)} exited {returncode}: {stderr.strip() or stdout.strip()}")
+        super().__init__(
+            f"kubectl {' '.join(args)} exited {returncode}: {stderr.strip() or stdout.strip()}"
+        )
 
 
 Manifest = str | Mapping[str, Any] | Iterable[Mapping[str, Any]]
@@ -141,8 +147,13 @@ class Kubectl:
     ``check=False``, in which case the ``CompletedProcess`` is returned.
     """
 
-    def __init__(self, kubeconfig: str | os.PathLike[str], namespace: str | None = None,
-                 binary: str = KUBECTL_BIN, default_timeout: float = 60.0):
+    def __init__(
+        self,
+        kubeconfig: str | os.PathLike[str],
+        namespace: str | None = None,
+        binary: str = KUBECTL_BIN,
+        default_timeout: float = 60.0,
+    ):
         self.kubeconfig = str(kubeconfig)
         self.namespace = namespace
         self.binary = binary
@@ -156,15 +167,26 @@ class Kubectl:
         """Environment for subprocesses (e.g. the operator) that should use this cluster."""
         return {**os.environ, "KUBECONFIG": self.kubeconfig}
 
-    def run(self, *args: str, namespace: str | None = None, input: str | None = None,
-            check: bool = True, timeout: float | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *args: str,
+        namespace: str | None = None,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [self.binary, "--kubeconfig", self.kubeconfig]
         ns = namespace if namespace is not None else self.namespace
         if ns:
             cmd += ["--namespace", ns]
         cmd += list(args)
-        proc = subprocess.run(cmd, input=input, capture_output=True, text=True,
-                              timeout=timeout or self.default_timeout)
+        proc = subprocess.run(
+            cmd,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout or self.default_timeout,
+        )
         if check and proc.returncode != 0:
             raise KubectlError(list(args), proc.returncode, proc.stdout, proc.stderr)
         return proc
@@ -181,27 +203,48 @@ class Kubectl:
         proc = self.run("get", kind, name, "-o", "json", "--ignore-not-found", namespace=namespace)
         return json.loads(proc.stdout) if proc.stdout.strip() else None
 
-    def apply(self, manifest: Manifest, namespace: str | None = None, server_side: bool = False,
-              check: bool = True) -> subprocess.CompletedProcess[str]:
+    def apply(
+        self,
+        manifest: Manifest,
+        namespace: str | None = None,
+        server_side: bool = False,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
         args = ["apply", "-f", "-"]
         if server_side:
             args += ["--server-side", "--force-conflicts"]
         return self.run(*args, namespace=namespace, input=to_yaml(manifest), check=check)
 
-    def create(self, manifest: Manifest, namespace: str | None = None,
-               check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.run("create", "-f", "-", namespace=namespace, input=to_yaml(manifest), check=check)
+    def create(
+        self, manifest: Manifest, namespace: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        return self.run(
+            "create", "-f", "-", namespace=namespace, input=to_yaml(manifest), check=check
+        )
 
-    def delete(self, kind: str, name: str, namespace: str | None = None, wait: bool = False) -> None:
-        self.run("delete", kind, name, "--ignore-not-found", f"--wait={str(wait).lower()}",
-                 namespace=namespace)
+    def delete(
+        self, kind: str, name: str, namespace: str | None = None, wait: bool = False
+    ) -> None:
+        self.run(
+            "delete",
+            kind,
+            name,
+            "--ignore-not-found",
+            f"--wait={str(wait).lower()}",
+            namespace=namespace,
+        )
 
-    def wait(self, resource: str, condition: str, namespace: str | None = None,
-             timeout: float = 60.0) -> str:
+    def wait(
+        self, resource: str, condition: str, namespace: str | None = None, timeout: float = 60.0
+    ) -> str:
         """``kubectl wait --for=<condition> <resource>`` (e.g. ``condition=Available``)."""
         return self(
-            "wait", f"--for={condition}", resource, f"--timeout={int(timeout)}s",
-            namespace=namespace, timeout=timeout + 15,
+            "wait",
+            f"--for={condition}",
+            resource,
+            f"--timeout={int(timeout)}s",
+            namespace=namespace,
+            timeout=timeout + 15,
         )
 
     def server(self) -> tuple[str, str | None]:
@@ -223,7 +266,8 @@ class Kubectl:
         """A Kubectl that authenticates with a bearer token (e.g. from ``create token``)."""
         server, ca = self.server()
         cfg = {
-            "apiVersion": "v1", "kind": "Config",
+            "apiVersion": "v1",
+            "kind": "Config",
             "clusters": [{"name": "c", "cluster": {"server": server, "certificate-authority": ca}}],
             "users": [{"name": "u", "user": {"token": token}}],
             "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
@@ -264,7 +308,9 @@ class Prometheus:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 body = json.load(resp)
         except urllib.error.HTTPError as exc:
-            raise PrometheusError(f"{url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}") from exc
+            raise PrometheusError(
+                f"{url}: HTTP {exc.code}: {exc.read().decode(errors='replace')}"
+            ) from exc
         if body.get("status") != "success":
             raise PrometheusError(f"{url}: {body}")
         return body["data"]
@@ -272,7 +318,7 @@ class Prometheus:
     def ready(self) -> bool:
         try:
             with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
-                return resp.status == 200
+                return bool(resp.status == 200)
         except OSError:
             return False
 
@@ -293,23 +339,31 @@ class Prometheus:
             raise PrometheusError(f"{promql!r} returned {len(result)} series, expected one")
         return float(result[0]["value"][1])
 
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
-        return self.api("/api/v1/query_range",
-                        {"query": promql, "start": start, "end": end, "step": step})["result"]
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[dict[str, Any]]:
+        data = self.api(
+            "/api/v1/query_range", {"query": promql, "start": start, "end": end, "step": step}
+        )
+        return list(data["result"])
 
     def targets(self, state: str = "active") -> list[dict[str, Any]]:
-        return self.api("/api/v1/targets", {"state": state})[f"{state}Targets"]
+        return list(self.api("/api/v1/targets", {"state": state})[f"{state}Targets"])
 
     def target(self, address: str) -> dict[str, Any] | None:
         """The active target scraping ``address`` (host:port), if any."""
         for t in self.targets():
-            if t.get("labels", {}).get("instance") == address or t.get("scrapeUrl", "").split("/")[2] == address:
+            if (
+                t.get("labels", {}).get("instance") == address
+                or t.get("scrapeUrl", "").split("/")[2] == address
+            ):
                 return t
         return None
 
     # -- file-based service discovery ------------------------------------------------------
-    def add_target(self, name: str, targets: str | Iterable[str],
-                   labels: Mapping[str, str] | None = None) -> Path:
+    def add_target(
+        self, name: str, targets: str | Iterable[str], labels: Mapping[str, str] | None = None
+    ) -> Path:
         """Scrape ``targets`` (``host:port`` strings) from now on; ``name`` identifies the file.
 
         Labels become target labels on every scraped series (e.g. ``{"role": "canary"}``).
@@ -341,27 +395,53 @@ class Prometheus:
                 (self.sd_dir / fname).unlink(missing_ok=True)
         self._added.clear()
 
-    def wait_for_target(self, address: str, health: str = "up", timeout: float = 60.0) -> dict[str, Any]:
+    def wait_for_target(
+        self, address: str, health: str = "up", timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Wait until ``address`` is an active target whose last scrape has ``health``."""
+
         def check() -> dict[str, Any] | None:
             t = self.target(address)
             return t if t and t.get("health") == health else None
-        return wait_for(check, timeout, message=f"prometheus target {address} {health}",
-                        ignore=(PrometheusError, OSError))
+
+        return wait_for(
+            check,
+            timeout,
+            message=f"prometheus target {address} {health}",
+            ignore=(PrometheusError, OSError),
+        )
 
     def wait_for_target_gone(self, address: str, timeout: float = 60.0) -> None:
-        wait_for(lambda: self.target(address) is None, timeout,
-                 message=f"prometheus target {address} removed", ignore=(PrometheusError, OSError))
+        wait_for(
+            lambda: self.target(address) is None,
+            timeout,
+            message=f"prometheus target {address} removed",
+            ignore=(PrometheusError, OSError),
+        )
 
-    def wait_for_value(self, promql: str, predicate: Callable[[float], bool] = lambda v: True,
-                       timeout: float = 60.0) -> float:
+    def wait_for_value(
+        self,
+        promql: str,
+        predicate: Callable[[float], bool] = lambda v: True,
+        timeout: float = 60.0,
+    ) -> float:
         """Wait until ``promql`` returns one sample whose value satisfies ``predicate``."""
+
         def check() -> float | None:
             v = self.query_value(promql)
             return v if v is not None and predicate(v) else None
+
         # a value of 0.0 is falsy, so wrap it
-        box = wait_for(lambda: (lambda v: [v] if v is not None else None)(check()), timeout,
-                       message=f"prometheus {promql!r}", ignore=(PrometheusError, OSError))
+        def boxed() -> list[float] | None:
+            v = check()
+            return [v] if v is not None else None
+
+        box = wait_for(
+            boxed,
+            timeout,
+            message=f"prometheus {promql!r}",
+            ignore=(PrometheusError, OSError),
+        )
         return box[0]
 
 
@@ -382,7 +462,7 @@ class MetricsServer:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server API
+            def do_GET(self) -> None:
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return
@@ -425,12 +505,18 @@ class MetricsServer:
 # --------------------------------------------------------------------------------------
 # cluster script
 # --------------------------------------------------------------------------------------
-def cluster_sh(*args: str, env: Mapping[str, str] | None = None, timeout: float = 3600,
-               capture: bool = False) -> subprocess.CompletedProcess[str]:
+def cluster_sh(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 3600, capture: bool = False
+) -> subprocess.CompletedProcess[str]:
     """Run ``e2e/cluster.sh`` (up/down/status/env/build)."""
-    return subprocess.run(["bash", str(CLUSTER_SH), *args], env={**os.environ, **(env or {})},
-                          check=True, text=True, timeout=timeout,
-                          capture_output=capture)
+    return subprocess.run(
+        ["bash", str(CLUSTER_SH), *args],
+        env={**os.environ, **(env or {})},
+        check=True,
+        text=True,
+        timeout=timeout,
+        capture_output=capture,
+    )
 
 
 def cluster_env() -> dict[str, str]:
