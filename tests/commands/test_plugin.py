@@ -520,3 +520,10 @@ def test_verify_reads_again_when_the_operator_appended_after_the_head_was_read(
         "get", "ConfigMap", lambda: with_phase(cluster, "Canary", auditHead=records[-1]["hash"])
     )
     assert run("audit", "verify", NAME) == EXIT_OK
+
+
+def test_a_settled_rollout_shows_no_running_clocks() -> None:
+    status = {**status_fixture(), "phase": "Succeeded", "reason": "Promoted"}
+    shown = text(views.render_status(rollout(status), NOW))
+    assert "Succeeded" in shown
+    assert "analysing for" not in shown and "(for " not in shown

@@ -22,6 +22,7 @@ from fairshift.api.status import (
     ModelRolloutStatus,
     Phase,
 )
+from fairshift.engine.machine import ACTIVE, DESIRED
 
 HASH_CHARS = 12
 PHASE_STYLE = {
@@ -208,7 +209,7 @@ def revisions_line(status: ModelRolloutStatus) -> str:
 
 def progress_line(status: ModelRolloutStatus, now: datetime) -> str:
     step = f"step [bold]{step_text(status)}[/]"
-    if status.step_started_at:
+    if status.step_started_at and status.phase in ACTIVE:
         step += f" [dim](for {age(status.step_started_at, now)})[/]"
     paused = f"  paused: {status.paused_reason}" if status.paused_reason else ""
     return (
@@ -220,7 +221,7 @@ def progress_line(status: ModelRolloutStatus, now: datetime) -> str:
 def analysis_line(status: ModelRolloutStatus, now: datetime) -> str:
     verdict = styled(status.verdict.value, VERDICT_STYLE)
     parts = [f"verdict {verdict}"]
-    if status.analysis_started_at:
+    if status.analysis_started_at and DESIRED[status.phase].analyse:
         parts.append(f"analysing for {age(status.analysis_started_at, now)}")
     if status.last_analysis_at:
         parts.append(f"last look {age(status.last_analysis_at, now)} ago")

@@ -184,6 +184,8 @@ def gate_timeline_figure(gate: str, looks: Sequence[Look]) -> Figure:
         shade(ax, region, span)
     for ax in axes[:, 0]:
         ax.set_ylabel("estimate")
+    for ax in axes[-1, :]:
+        ax.set_xlabel("time (UTC)")
     figure.suptitle(
         f"{gate} ({first.severity})\n{estimate_label(first)}; acceptable: {region.label}",
         fontsize=11,
@@ -270,6 +272,7 @@ def weights_figure(looks: Sequence[Look], note: str = "") -> Figure:
     draw_decisions(ax, looks)
     ax.set_ylim(-5, 118)
     ax.set_ylabel("% of traffic")
+    ax.set_xlabel("time (UTC)")
     ax.grid(alpha=0.25)
     time_axis(ax)
     ax.legend(loc="upper left", fontsize=8, frameon=False)

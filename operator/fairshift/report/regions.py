@@ -38,7 +38,7 @@ def acceptable_region(evidence: GateEvidence) -> Region:
     t = evidence.threshold
     if evidence.metric.startswith("latency_p"):
         allowed = 1.0 - latency_quantile(evidence.metric)
-        return Region(-INF, allowed, f"share slower than bound ≤ {allowed:g}")
+        return Region(-INF, allowed, f"≤ {allowed:g}")
     regions = {
         "min": Region(t, INF, f"≥ {t:g}"),
         "max": Region(-INF, t, f"≤ {t:g}"),
