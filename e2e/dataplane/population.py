@@ -1,0 +1,174 @@
+"""A synthetic loan-applicant population and a binary classifier with injectable behaviour.
+
+Every person is a deterministic function of an integer id, so a request carries only the id and
+both model versions (and the label that arrives later) agree on who it is:
+
+* ``sex`` F/M (48/52) and ``age_band`` 18-29 / 30-59 / 60+ (22 % / 58 % / 20 %);
+* a ground-truth label (1 = would repay) with a base rate of about 0.4 in every age band.
+
+A model is described by a :class:`ModelBehaviour` (the JSON a Deployment carries in its
+``SIM_MODEL`` env var)::
+
+    {"tpr": 0.8, "fpr": 0.15, "seed": 1, "latency_ms": 20, "error_rate": 0.0,
+     "score_shift": 0.0, "label_delay_s": 2.0,
+     "bias": {"sex=F,age_band=60+": {"tpr": -0.3}, "sex=F": {"selection": -0.05}}}
+
+``bias`` keys select slices by attribute values (``sex=F`` is every woman, ``sex=F,age_band=60+``
+only older women); every matching entry adds its shifts: ``tpr`` (to the true positive rate),
+``fpr`` (to the false positive rate), ``selection`` (to both, i.e. to the selection rate).
+``score_shift`` changes the score distribution without changing any decision (drift only).
+Decisions and scores are pseudo-random but reproducible from ``seed`` and the person's id.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+ATTRIBUTES = ("sex", "age_band")
+SEX_SHARES = (("F", 0.48), ("M", 0.52))
+AGE_SHARES = (("18-29", 0.22), ("30-59", 0.58), ("60+", 0.20))
+BASE_RATE = {"18-29": 0.40, "30-59": 0.42, "60+": 0.40}
+SHIFTS = ("tpr", "fpr", "selection")
+MASK = (1 << 64) - 1
+
+
+def mix(*values: int) -> int:
+    """A 64-bit hash of integers (splitmix64 steps): fast, deterministic, well spread."""
+    state = 0x9E3779B97F4A7C15
+    for value in values:
+        state = (state ^ (value & MASK)) & MASK
+        state = (state + 0x9E3779B97F4A7C15) & MASK
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & MASK
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & MASK
+        state = z ^ (z >> 31)
+    return state
+
+
+def uniform(*values: int) -> float:
+    """A number in [0, 1) determined by ``values``."""
+    return (mix(*values) >> 11) / float(1 << 53)
+
+
+def pick(u: float, shares: tuple[tuple[str, float], ...]) -> str:
+    total = 0.0
+    for value, share in shares:
+        total += share
+        if u < total:
+            return value
+    return shares[-1][0]
+
+
+@dataclass(frozen=True)
+class Person:
+    """One applicant: the slice attributes and the (hidden) ground truth."""
+
+    id: int
+    sex: str
+    age_band: str
+    label: int
+
+    @property
+    def slice(self) -> dict[str, str]:
+        return {"sex": self.sex, "age_band": self.age_band}
+
+
+def person(person_id: int) -> Person:
+    """The applicant with this id (the same on every call, in every process)."""
+    sex = pick(uniform(person_id, 1), SEX_SHARES)
+    age = pick(uniform(person_id, 2), AGE_SHARES)
+    label = int(uniform(person_id, 3) < BASE_RATE[age])
+    return Person(person_id, sex, age, label)
+
+
+def parse_selector(key: str) -> dict[str, str]:
+    """``"sex=F,age_band=60+"`` -> ``{"sex": "F", "age_band": "60+"}``; raises ValueError."""
+    pairs: dict[str, str] = {}
+    for part in key.split(","):
+        name, sep, value = part.strip().partition("=")
+        if not sep or name not in ATTRIBUTES or not value:
+            raise ValueError(
+                f"bias key {key!r}: expected attr=value[,attr=value] with attr in {ATTRIBUTES}"
+            )
+        pairs[name] = value
+    return pairs
+
+
+@dataclass(frozen=True)
+class ModelBehaviour:
+    """How a simulated model version behaves (parsed from ``SIM_MODEL``)."""
+
+    tpr: float = 0.80
+    fpr: float = 0.15
+    seed: int = 1
+    latency_ms: float = 20.0
+    error_rate: float = 0.0
+    score_shift: float = 0.0
+    label_delay_s: float = 2.0
+    bias: tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]], ...] = field(
+        default_factory=tuple
+    )
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ModelBehaviour:
+        """Parse the ``SIM_MODEL`` JSON (empty or missing: the defaults)."""
+        if not text:
+            return cls()
+        raw = json.loads(text)
+        if not isinstance(raw, Mapping):
+            raise ValueError("SIM_MODEL must be a JSON object")
+        known = {"tpr", "fpr", "seed", "latency_ms", "error_rate", "score_shift", "label_delay_s"}
+        unknown = set(raw) - known - {"bias"}
+        if unknown:
+            raise ValueError(f"SIM_MODEL: unknown keys {sorted(unknown)}")
+        bias = []
+        for key, shifts in (raw.get("bias") or {}).items():
+            bad = set(shifts) - set(SHIFTS)
+            if bad:
+                raise ValueError(f"SIM_MODEL bias {key!r}: unknown shifts {sorted(bad)}")
+            selector = tuple(sorted(parse_selector(key).items()))
+            bias.append((selector, tuple(sorted((k, float(v)) for k, v in shifts.items()))))
+        values: dict[str, Any] = {
+            k: int(raw[k]) if k == "seed" else float(raw[k]) for k in known if k in raw
+        }
+        return cls(**values, bias=tuple(bias))
+
+    def rates(self, slice_values: Mapping[str, str]) -> tuple[float, float]:
+        """(TPR, FPR) of this model on a slice, after every matching bias entry."""
+        tpr, fpr = self.tpr, self.fpr
+        for selector, shifts in self.bias:
+            if all(slice_values.get(name) == value for name, value in selector):
+                for kind, amount in shifts:
+                    if kind in ("tpr", "selection"):
+                        tpr += amount
+                    if kind in ("fpr", "selection"):
+                        fpr += amount
+        return min(max(tpr, 0.0), 1.0), min(max(fpr, 0.0), 1.0)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    decision: int
+    score: float
+    latency_s: float
+    failed: bool
+
+
+def predict(model: ModelBehaviour, who: Person) -> Prediction:
+    """The model's answer for ``who``: decision, score, how long it takes, whether it fails."""
+    tpr, fpr = model.rates(who.slice)
+    u = uniform(model.seed, who.id, 11)
+    decision = int(u < (tpr if who.label else fpr))
+    # the score sits on the decision's side of 0.5; score_shift squeezes it towards 0.5
+    v = uniform(model.seed, who.id, 12) ** math.exp(model.score_shift)
+    score = 0.5 + 0.4999 * v if decision else 0.5 - 0.5 * v
+    z = math.sqrt(-2.0 * math.log(max(uniform(model.seed, who.id, 13), 1e-12))) * math.cos(
+        2 * math.pi * uniform(model.seed, who.id, 14)
+    )
+    latency = model.latency_ms / 1000.0 * math.exp(0.25 * z)
+    failed = uniform(model.seed, who.id, 15) < model.error_rate
+    return Prediction(decision, min(max(score, 0.0), 1.0), max(latency, 0.0), failed)
