@@ -19,7 +19,7 @@ import kopf
 
 from fairshift.api import GROUP, PLURAL, VERSION
 from fairshift.api.durations import parse_duration
-from fairshift.api.spec import ModelRolloutSpec, SpecError, parse_spec
+from fairshift.api.spec import ModelRolloutSpec
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
@@ -38,7 +38,7 @@ from fairshift.reconciling import (
     TemporaryError,
     route_target,
 )
-from fairshift.routing.base import ALL_TO_PRIMARY, Router
+from fairshift.routing.base import Router
 from fairshift.routing.registry import make_router
 
 log = logging.getLogger("fairshift.handlers")
@@ -162,24 +162,11 @@ def post_events(memo: kopf.Memo, body: kopf.Body, events: list[tuple[str, str, s
 
 
 def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Before the rollout goes: all traffic back to primary, mirror off."""
-    rollout = rollout_of(body)
+    """Before the rollout goes: traffic back to primary and the user's Deployment serving."""
     try:
-        spec = parse_spec(dict(rollout.spec))
-    except SpecError:
-        return
-    router = make_router(
-        route_target(spec, rollout.namespace, rollout.name, rollout.owner),
-        memo["objects"],
-    )
-    try:
-        router.set_weights(ALL_TO_PRIMARY)
-        router.finalize()
+        memo["reconciler"].release(rollout_of(body))
     except Exception as error:  # the rollout is going away; never block its deletion
-        log.warning("could not restore traffic to primary: %s", error)
-    config: OperatorConfig = memo["config"]
-    if config.metrics is not None:
-        config.metrics.forget(rollout.namespace, rollout.name)
+        log.warning("could not hand traffic back before deletion: %s", error)
 
 
 def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:

@@ -115,6 +115,8 @@ class OperatorMetrics(Protocol):
 
     def count_error(self, namespace: str, rollout: str, kind: str) -> None: ...
 
+    def forget(self, namespace: str, rollout: str) -> None: ...
+
 
 @dataclass
 class Dependencies:
@@ -240,6 +242,27 @@ class Reconciler:
         work.status["observedGeneration"] = rollout.generation
         work.run(spec)
         return work.result()
+
+    def release(self, rollout: Rollout) -> None:
+        """Before a ModelRollout is deleted: traffic back to primary, the target scaled up.
+
+        The primary, its Services and the route are owned by the rollout and go with it; the
+        user's Deployment (kept at zero replicas between rollouts) must serve again first.
+        """
+        try:
+            spec = parse_spec(dict(rollout.spec))
+        except SpecError:
+            return
+        router = self.deps.router_for(spec, rollout.namespace, rollout.name, rollout.owner)
+        router.set_weights(ALL_TO_PRIMARY)
+        router.finalize()
+        target = spec.target_ref.name
+        primary = self.deps.workloads.primary_state(rollout.namespace, target)
+        if self.deps.workloads.target_revision(rollout.namespace, target) is not None:
+            replicas = max(primary.replicas if primary else 1, 1)
+            self.deps.workloads.scale(rollout.namespace, target, replicas)
+        if self.deps.operator_metrics is not None:
+            self.deps.operator_metrics.forget(rollout.namespace, rollout.name)
 
 
 class Tick:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fairshift.k8s.errors import Unreachable
+from fairshift.reconciling import Reconciler
 from tests.operator.world import NS, TARGET, World, spec
 
 
@@ -212,3 +213,12 @@ def test_api_failure_at_any_point_resumes_to_the_same_outcome(crash_at: int) -> 
     assert failures == 1
     assert world.status["phase"] == "Succeeded"
     assert world.weights() == (100, 0, 0) and world.audit_ok()
+
+
+def test_release_before_deletion_restores_traffic_and_the_target() -> None:
+    world = started()
+    world.new_revision()
+    world.until(lambda w: w.status.get("canaryWeight") == 10)
+    Reconciler(world.dependencies()).release(world.rollout())
+    assert world.weights() == (100, 0, 0)
+    assert world.deployment(TARGET)["spec"]["replicas"] == 2
