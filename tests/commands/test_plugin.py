@@ -527,3 +527,18 @@ def test_a_settled_rollout_shows_no_running_clocks() -> None:
     shown = text(views.render_status(rollout(status), NOW))
     assert "Succeeded" in shown
     assert "analysing for" not in shown and "(for " not in shown
+
+
+def test_a_line_that_is_not_json_is_reported_in_place(
+    run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = audit_configmap(synthetic_chain()[:14])
+    lines = body["data"]["records.jsonl"].splitlines()
+    lines[6] = lines[6][:40]  # cut in the middle
+    cluster.objects.pop(("v1", "ConfigMap", NAMESPACE, f"{NAME}-audit"))
+    cluster.seed({**body, "data": {"records.jsonl": "\n".join(lines) + "\n"}})
+    assert run("audit", "verify", NAME) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "record 6: not a JSON object (edited)" in out
+    assert "record 7 (seq 8): does not follow the previous record" in out
+    assert run("history", NAME) == EXIT_OK

@@ -28,7 +28,15 @@ from fairshift.report.timeline import (
     weight_at,
 )
 from tests.commands.conftest import Runner
-from tests.commands.fixtures import NOW, evidence_item, rollout, status_fixture, synthetic_chain
+from tests.commands.fixtures import (
+    NOW,
+    audit_configmap,
+    evidence_item,
+    rollout,
+    status_fixture,
+    synthetic_chain,
+)
+from tests.fakes import FakeObjects
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "credit-scorer.yaml"
@@ -241,3 +249,17 @@ def test_axis_labels_say_what_the_estimate_measures(metric: str, bound: str, lab
     item = evidence_item("four-fifths", "overall", 0.9, 0.05, 500)
     item.update(metric=metric, bound=bound)
     assert estimate_label(parse_evidence([item], "t")[0]) == label
+
+
+def test_unreadable_audit_lines_are_left_out_and_counted(
+    tmp_path: Path, run: Runner, cluster: FakeObjects
+) -> None:
+    body = audit_configmap(synthetic_chain()[:14])
+    lines = body["data"]["records.jsonl"].splitlines()
+    lines[3] = "not json"
+    cluster.objects.pop(("v1", "ConfigMap", "lending", "credit-scorer-audit"))
+    cluster.seed({**body, "data": {"records.jsonl": "\n".join(lines) + "\n"}})
+    assert run("report", "credit-scorer", "--out", str(tmp_path)) == EXIT_OK
+    page = (tmp_path / "report.html").read_text()
+    assert "unreadable audit lines left out</th><td>1 (fairshift audit verify)" in page
+    assert page.count("<tr><td>2026-11-22") == 13

@@ -39,7 +39,8 @@ def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[s
             ], expected_head
         return [], ""
     check = verify_chain(trail.records, expected_head, trail.first_prev_hash)
-    problems = list(check.problems)
+    problems = [f"record {index}: not a JSON object (edited)" for index in trail.unreadable]
+    problems += check.problems
     extra = records_after(trail.records, expected_head)
     if extra:
         problems.append(

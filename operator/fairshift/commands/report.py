@@ -67,11 +67,20 @@ def data_from_files(args: argparse.Namespace) -> ReportData:
 
 
 def data_from_cluster(access: RolloutAccess, namespace: str, name: str) -> ReportData:
+    """The audit chain (lines that are not records are left out and counted); the status
+    when there is no chain yet."""
     obj = require_rollout(access, namespace, name)
-    records = access.audit_trail(namespace, name).records
-    if not records:
+    trail = access.audit_trail(namespace, name)
+    if not trail.records:
         return from_rollout(obj)
-    return from_records(f"{namespace}/{name}", records, rollout_facts(obj))
+    skipped = set(trail.unreadable)
+    records = [r for i, r in enumerate(trail.records) if i not in skipped]
+    facts = rollout_facts(obj)
+    if skipped:
+        facts.append(
+            ("unreadable audit lines left out", f"{len(skipped)} (fairshift audit verify)")
+        )
+    return from_records(f"{namespace}/{name}", records, facts)
 
 
 def default_out(data: ReportData) -> Path:

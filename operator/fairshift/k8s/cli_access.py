@@ -23,13 +23,13 @@ from fairshift.k8s.auditstore import (
     DROPPED_LAST_KEY,
     RECORDS_KEY,
     audit_configmap_name,
-    parse_lines,
 )
 from fairshift.k8s.client import make_kube_objects
 from fairshift.k8s.objects import ObjectStore
 from fairshift.k8s.rollouts import Rollouts
 
 DEFAULT_NAMESPACE = "default"
+UNREADABLE = "unreadable"  # the key of a stored line that is not a JSON object
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
@@ -40,6 +40,11 @@ class AuditTrail:
     records: list[dict[str, Any]]
     dropped: int = 0
     dropped_last: dict[str, Any] | None = None
+
+    @property
+    def unreadable(self) -> list[int]:
+        """Positions of stored lines that were not JSON objects (see ``parse_record``)."""
+        return [i for i, record in enumerate(self.records) if set(record) == {UNREADABLE}]
 
     @property
     def first_prev_hash(self) -> str:
@@ -99,10 +104,25 @@ class ClusterAccess:
         data = (found or {}).get("data") or {}
         last = data.get(DROPPED_LAST_KEY)
         return AuditTrail(
-            records=parse_lines(data.get(RECORDS_KEY, "")),
+            records=parse_records(data.get(RECORDS_KEY, "")),
             dropped=int(data.get(DROPPED_KEY) or 0),
-            dropped_last=json.loads(last) if last else None,
+            dropped_last=parse_record(last) if last else None,
         )
+
+
+def parse_record(line: str) -> dict[str, Any]:
+    """One stored record; a line that is not a JSON object becomes ``{"unreadable": line}``,
+    so a verifier reports it in place instead of failing to read the rest."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {UNREADABLE: line}
+    return record if isinstance(record, dict) else {UNREADABLE: line}
+
+
+def parse_records(text: str) -> list[dict[str, Any]]:
+    """The records of the store's JSON lines, oldest first (blank lines skipped)."""
+    return [parse_record(line) for line in text.splitlines() if line.strip()]
 
 
 @dataclass(frozen=True)
