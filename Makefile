@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help install test unit lint crds crds-check e2e chart docker-lint docker-test bench bench-quick demo
+.PHONY: help install test unit lint crds crds-check e2e chart rbac-probe docker-lint docker-test bench bench-quick demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -16,8 +16,8 @@ unit:  ## unit, property-based and simulation tests (no cluster)
 	$(PYTHON) -m pytest tests -q
 
 lint:  ## ruff, strict mypy, import-linter layer contracts, CRD freshness
-	$(PYTHON) -m ruff check operator tests e2e bench
-	$(PYTHON) -m ruff format --check operator tests e2e bench
+	$(PYTHON) -m ruff check operator tests e2e bench charts
+	$(PYTHON) -m ruff format --check operator tests e2e bench charts
 	$(PYTHON) -m mypy
 	lint-imports
 	$(MAKE) --no-print-directory crds-check
@@ -35,6 +35,9 @@ e2e:  ## the end-to-end suite on a real local control plane and Prometheus (buil
 
 chart:  ## helm lint and helm template in every configuration, RBAC without wildcards
 	bash charts/lint.sh
+
+rbac-probe:  ## the chart's RBAC against a real kube-apiserver (after make e2e has built it)
+	bash charts/rbac-probe.sh
 
 docker-lint:  ## hadolint on the Dockerfile
 	bash docker/lint.sh

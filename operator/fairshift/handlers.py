@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import kopf
 
 from fairshift.api import GROUP, PLURAL, VERSION
-from fairshift.api.durations import parse_duration
-from fairshift.api.spec import ModelRolloutSpec
+from fairshift.api.spec import ModelRolloutSpec, Prometheus
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
@@ -28,8 +27,7 @@ from fairshift.k8s.objects import KubeObjects
 from fairshift.k8s.secrets import SecretReader
 from fairshift.k8s.workloads import Workloads
 from fairshift.metrics.operator_metrics import OperatorMetrics
-from fairshift.metrics.prometheus import PrometheusSource
-from fairshift.metrics.source import MetricSource
+from fairshift.metrics.prometheus import PrometheusSources
 from fairshift.notify.webhook import Notifier
 from fairshift.reconciling import (
     Dependencies,
@@ -53,7 +51,6 @@ class OperatorConfig:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     kubeconfig: str | None = None
-    sources: dict[tuple[str, float], MetricSource] = field(default_factory=dict)
 
 
 def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependencies:
@@ -64,14 +61,8 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     ) -> Router:
         return make_router(route_target(spec, namespace, name, owner), objects)
 
-    def metrics_for(spec: ModelRolloutSpec) -> MetricSource:
-        assert spec.analysis is not None
-        address = spec.analysis.prometheus.address
-        timeout = parse_duration(spec.analysis.prometheus.timeout)
-        key = (address, timeout)
-        if key not in config.sources:
-            config.sources[key] = PrometheusSource(address, timeout, observer=config.metrics)
-        return config.sources[key]
+    default = Prometheus(address=config.default_prometheus) if config.default_prometheus else None
+    sources = PrometheusSources(observer=config.metrics, default=default)
 
     notifier = Notifier(
         resolve_url=SecretReader(objects).read_secret_key,
@@ -80,7 +71,7 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     return Dependencies(
         workloads=Workloads(objects),
         router_for=router_for,
-        metrics_for=metrics_for,
+        metrics_for=lambda _spec: sources,
         audit=AuditStore(objects) if config.audit_configmap else None,
         notifier=notifier,
         operator_metrics=config.metrics,

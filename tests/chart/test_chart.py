@@ -475,12 +475,6 @@ def test_the_rbac_checker_catches(rule: dict[str, Any], complaint: str) -> None:
 
 # --------------------------------------------------------------------------- the operator's CLI
 
-RUN_FLAGS_PENDING = pytest.mark.xfail(
-    reason="`fairshift run` does not accept --no-scanning yet (kopf settings.scanning.disabled)",
-    raises=SystemExit,
-    strict=False,
-)
-
 
 @pytest.mark.parametrize(
     ("sets", "expected"),
@@ -502,7 +496,6 @@ RUN_FLAGS_PENDING = pytest.mark.xfail(
             ("rbac.scope=namespaced", "watch.namespaces={a}"),
             {"namespace": ["a"], "no_scanning": True},
             id="namespaced",
-            marks=RUN_FLAGS_PENDING,
         ),
     ],
 )

@@ -385,7 +385,7 @@ class Analysis(Model):
     )
 
     interval: Duration = "30s"
-    prometheus: Prometheus
+    prometheus: Prometheus | None = None  # default: the operator's --prometheus address
     selector: str = Field(
         default='namespace="{{namespace}}",pod=~"{{deployment}}-[0-9a-z]+-[0-9a-z]+"',
         max_length=2048,

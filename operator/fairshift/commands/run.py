@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import random
 from typing import Any
 
 import kopf
@@ -37,6 +38,16 @@ def register(subparsers: Any) -> None:
         default=True,
         help="also keep each rollout's audit chain in a ConfigMap",
     )
+    parser.add_argument(
+        "--prometheus",
+        default=os.environ.get("FAIRSHIFT_PROMETHEUS_ADDRESS"),
+        help="Prometheus for rollouts that name none (default: $FAIRSHIFT_PROMETHEUS_ADDRESS)",
+    )
+    parser.add_argument(
+        "--no-scanning",
+        action="store_true",
+        help="do not list CRDs and namespaces (namespaced RBAC without cluster-wide reads)",
+    )
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster or KUBECONFIG)")
     parser.add_argument("--verbose", "-v", action="store_true")
     parser.set_defaults(handler=run)
@@ -57,15 +68,21 @@ def run(args: argparse.Namespace) -> int:
     config = OperatorConfig(
         tick_seconds=args.tick,
         audit_configmap=args.audit_configmap,
+        default_prometheus=args.prometheus,
         metrics=metrics,
         kubeconfig=args.kubeconfig,
     )
+    settings = kopf.OperatorSettings()
+    settings.scanning.disabled = args.no_scanning
     asyncio.run(
         kopf.operator(
+            settings=settings,
             registry=build_registry(args.tick),
             memo=kopf.Memo(config=config),
             standalone=not args.peering,
             peering_name=args.peering,
+            # replicas with one priority all freeze; a random one lets exactly one act
+            priority=random.SystemRandom().randint(1, 2**31 - 1) if args.peering else 0,
             liveness_endpoint=args.liveness or None,
             clusterwide=args.all_namespaces,
             namespaces=args.namespace,

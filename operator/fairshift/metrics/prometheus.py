@@ -526,7 +526,8 @@ class PrometheusSources:
     """A MetricSource that follows ``analysis.prometheus``: one PrometheusSource per server.
 
     ``make`` builds a source for an address and a timeout in seconds (default:
-    :class:`PrometheusSource` with ``observer``); sources are kept and reused.
+    :class:`PrometheusSource` with ``observer``); sources are kept and reused. Rollouts that
+    name no server use ``default`` (the operator's ``--prometheus``).
     """
 
     def __init__(
@@ -534,14 +535,22 @@ class PrometheusSources:
         make: Callable[[str, float], PrometheusSource] | None = None,
         *,
         observer: QueryObserver | None = None,
+        default: Prometheus | None = None,
     ) -> None:
+        self._default = default
         self._make = make or (
             lambda address, timeout: PrometheusSource(address, timeout, observer=observer)
         )
         self._sources: dict[tuple[str, float], PrometheusSource] = {}
         self._lock = threading.Lock()
 
-    def source_for(self, prometheus: Prometheus) -> PrometheusSource:
+    def source_for(self, named: Prometheus | None) -> PrometheusSource:
+        prometheus = named or self._default
+        if prometheus is None:
+            raise InvalidQueryError(
+                "no Prometheus address: set spec.analysis.prometheus.address "
+                "or start the operator with --prometheus"
+            )
         key = (prometheus.address, parse_duration(prometheus.timeout))
         with self._lock:
             if key not in self._sources:
