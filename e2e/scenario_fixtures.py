@@ -189,6 +189,7 @@ class Scenario:
         kubeconfig: str,
         tmp: Path,
         timings: Path,
+        run_dir: str | None = None,
     ) -> None:
         self.name = name
         self.kubectl = kubectl
@@ -199,6 +200,7 @@ class Scenario:
         self.kubeconfig = kubeconfig
         self.tmp = tmp
         self.timings_path = timings
+        self.run_dir = run_dir
         self.started = time.monotonic()
         self.operator: Process | None = None
         self.dataplane: Process | None = None
@@ -320,6 +322,15 @@ class Scenario:
                 f"{status.get('message')}"
             ) from None
 
+    def wait_for_status(self, predicate: Any, timeout: float = 60) -> dict[str, Any]:
+        """Wait until ``predicate(status)`` holds; returns the status."""
+
+        def check() -> dict[str, Any] | None:
+            status = self.status()
+            return status if predicate(status) else None
+
+        return wait_for(check, timeout=timeout, message="rollout status")
+
     def weights(self) -> tuple[int, int, int] | None:
         """(primary, canary, mirror percent) of the HTTPRoute, as the gateway would read it."""
         route = self.k.get("httproute", ROLLOUT)
@@ -396,6 +407,41 @@ class Scenario:
         self.k("annotate", "--overwrite", f"modelrollout/{ROLLOUT}", f"fairshift.io/action={value}")
         return request_id
 
+    # -- Prometheus down and up ----------------------------------------------------------------
+
+    def prometheus_pid(self) -> int | None:
+        """The pid of the Prometheus ``e2e/cluster.sh up`` started (from its pid file)."""
+        if not self.run_dir:
+            return None
+        pid_file = Path(self.run_dir) / "pids" / "prometheus.pid"
+        if not pid_file.exists():
+            return None
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if not cmdline.exists() or b"prometheus" not in cmdline.read_bytes():
+            return None
+        return pid
+
+    def stop_prometheus(self) -> None:
+        pid = self.prometheus_pid()
+        assert pid is not None, "no Prometheus started by e2e/cluster.sh to stop"
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not self.prometheus.ready(), timeout=30, message="Prometheus down")
+
+    def start_prometheus(self) -> None:
+        """``e2e/cluster.sh up`` again (idempotent), keeping Prometheus' data."""
+        env = {**self.env, "FAIRSHIFT_E2E_KEEP_STATE": "1"}
+        if self.run_dir:
+            env["FAIRSHIFT_E2E_RUN"] = self.run_dir
+        subprocess.run(
+            ["bash", str(REPO / "e2e" / "cluster.sh"), "up"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        wait_for(self.prometheus.ready, timeout=60, message="Prometheus ready")
+
     # -- timings -----------------------------------------------------------------------------
 
     def record_time(self, what: str, seconds: float) -> None:
@@ -428,7 +474,7 @@ class Scenario:
         self.record_time("scenario", time.monotonic() - self.started)
         self.timings_path.parent.mkdir(parents=True, exist_ok=True)
         with self.timings_path.open("a") as out:
-            entry = {"scenario": self.name, "failed": failed, "time": time.time(), **self.timings}
+            entry = {"test": self.name, "failed": failed, "time": time.time(), **self.timings}
             out.write(json.dumps(entry) + "\n")
         if self.dataplane is not None:
             self.dataplane.stop()
@@ -471,6 +517,7 @@ def scenario(
         e2e_cluster.kubeconfig,
         tmp_path,
         timings_file(e2e_cluster.run_dir, tmp_path / "scenario-timings.jsonl"),
+        e2e_cluster.run_dir,
     )
     failures_before = request.session.testsfailed
     try:

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "audit",
     "report",
     "run",
+    "demo",
 )
 
 EXIT_INVALID_INPUT = 2

@@ -1,0 +1,353 @@
+"""``fairshift demo``: a biased model caught and rolled back, live, on a local cluster.
+
+Needs the fairshift repository checkout (``e2e/cluster.sh``, ``e2e/dataplane``,
+``examples/demo-rollout.yaml``); found from the current directory or the installed package,
+or given with ``--repo``. It
+
+1. brings up the local control plane and Prometheus (``e2e/cluster.sh up``) unless running;
+2. applies the CRD and ``examples/demo-rollout.yaml`` (a simulated credit scorer and its
+   ModelRollout) in a fresh namespace, starts the operator (``fairshift run``) and the simulated
+   data plane (model servers following the Deployments, traffic following the HTTPRoute);
+3. rolls out a candidate that is unfair to older women only, and shows the phase, traffic
+   weights and per-slice gates live until the rollout ends (or the time limit);
+4. prints ``kubectl get mro`` and where the evidence is, then stops its processes and brings
+   the cluster down if it brought it up (``--keep`` leaves everything running to inspect).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.text import Text
+
+from fairshift.commands.views import StatusError, render_status
+
+ROLLOUT = "credit-scorer"
+TARGET = "credit-scorer"
+EXAMPLE = Path("examples") / "demo-rollout.yaml"
+CLUSTER_SH = Path("e2e") / "cluster.sh"
+TERMINAL = ("Succeeded", "RolledBack", "Failed")
+
+# Older women lose 0.3 of true positive rate; the other groups are nudged so that every
+# marginal group (sex=F, sex=M, each age band) keeps the stable model's TPR: only the
+# intersection gates can see it.
+BIASED_CANDIDATE: dict[str, Any] = {
+    "seed": 2,
+    "tpr": 0.7,
+    "latency_ms": 20,
+    "bias": {
+        "sex=F,age_band=60+": {"tpr": -0.3},
+        "sex=M,age_band=60+": {"tpr": 0.3},
+        "sex=F,age_band=18-29": {"tpr": 0.075},
+        "sex=F,age_band=30-59": {"tpr": 0.075},
+        "sex=M,age_band=18-29": {"tpr": -0.075},
+        "sex=M,age_band=30-59": {"tpr": -0.075},
+    },
+}
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="roll out a biased model on a local cluster and watch it being rolled back",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--repo", type=Path, help="the fairshift checkout (default: found)")
+    parser.add_argument("--time-limit", type=float, default=420.0, help="seconds (default 420)")
+    parser.add_argument("--rate", type=float, default=250.0, help="simulated requests per second")
+    parser.add_argument(
+        "--keep", action="store_true", help="leave the cluster, namespace and processes' data"
+    )
+    parser.set_defaults(handler=run)
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run (no checkout, the cluster did not come up...)."""
+
+
+def find_repo(explicit: Path | None) -> Path:
+    """The checkout holding ``e2e/cluster.sh``: explicit, else up from cwd or this file."""
+    if explicit is not None:
+        if not (explicit / CLUSTER_SH).exists():
+            raise DemoError(f"{explicit} is not a fairshift checkout (no {CLUSTER_SH})")
+        return explicit.resolve()
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for folder in (start, *start.parents):
+            if (folder / CLUSTER_SH).exists() and (folder / EXAMPLE).exists():
+                return folder
+    raise DemoError(
+        "fairshift demo needs the fairshift repository checkout (e2e/cluster.sh); "
+        "run it from the checkout or pass --repo"
+    )
+
+
+class Demo:
+    """The processes and objects of one demo run."""
+
+    def __init__(self, args: argparse.Namespace, console: Console) -> None:
+        self.args = args
+        self.console = console
+        self.repo = find_repo(args.repo)
+        self.workdir = Path(tempfile.mkdtemp(prefix="fairshift-demo-"))
+        self.namespace = f"fairshift-demo-{secrets.token_hex(2)}"
+        self.brought_up = False
+        self.env: dict[str, str] = dict(os.environ)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.stats_file = self.workdir / "dataplane.url"
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def cluster(self, verb: str, capture: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(self.repo / CLUSTER_SH), verb],
+            env=self.env,
+            capture_output=capture,
+            text=True,
+            timeout=3600,
+            check=False,
+        )
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        done = subprocess.run(
+            ["kubectl", "--kubeconfig", self.env["KUBECONFIG"], *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if check and done.returncode != 0:
+            raise DemoError(f"kubectl {' '.join(args)}: {done.stderr.strip()}")
+        return done.stdout
+
+    def spawn(self, name: str, argv: list[str]) -> subprocess.Popen[bytes]:
+        log = (self.workdir / f"{name}.log").open("ab")
+        proc = subprocess.Popen(
+            argv, cwd=self.repo, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        self.processes.append(proc)
+        return proc
+
+    def wait(self, what: str, check: Any, timeout: float) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            time.sleep(0.5)
+        raise DemoError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def up(self) -> None:
+        if self.cluster("status").returncode != 0:
+            self.console.print("[bold]bringing up the local cluster[/] (e2e/cluster.sh up) ...")
+            done = self.cluster("up", capture=False)
+            if done.returncode != 0:
+                raise DemoError("e2e/cluster.sh up failed (see its output above)")
+            self.brought_up = True
+        for line in self.cluster("env").stdout.splitlines():
+            match = re.match(r"export (\w+)='([^']*)'$", line.strip())
+            if match:
+                self.env[match.group(1)] = match.group(2)
+        self.env["PATH"] = f"{self.env.get('FAIRSHIFT_E2E_BIN', '')}:{os.environ['PATH']}"
+
+    def apply(self) -> None:
+        crd = self.repo / "crds" / "modelrollouts.yaml"
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crd))
+        self.kubectl("wait", "--for=condition=Established", "crd/modelrollouts.fairshift.io")
+        self.kubectl("create", "namespace", self.namespace)
+        self.wait(
+            "the namespace's default ServiceAccount",
+            lambda: self.kubectl(
+                "-n", self.namespace, "get", "sa", "default", "--ignore-not-found"
+            ).strip(),
+            60,
+        )
+        docs = list(yaml.safe_load_all((self.repo / EXAMPLE).read_text()))
+        for doc in docs:
+            if doc.get("kind") == "ModelRollout":
+                address = self.env["FAIRSHIFT_PROMETHEUS_URL"]
+                doc["spec"]["analysis"]["prometheus"]["address"] = address
+        self.kubectl(
+            "-n", self.namespace, "apply", "--server-side", "-f", "-",
+            stdin=yaml.safe_dump_all(docs),
+        )  # fmt: skip
+
+    def start_processes(self) -> None:
+        kubeconfig = self.env["KUBECONFIG"]
+        self.spawn(
+            "operator",
+            [sys.executable, "-m", "fairshift.cli", "run", "--kubeconfig", kubeconfig,
+             "--namespace", self.namespace, "--standalone", "--metrics-port", "0",
+             "--liveness", "", "--tick", "2"],
+        )  # fmt: skip
+        self.spawn(
+            "dataplane",
+            [sys.executable, "-m", "e2e.dataplane", "--kubeconfig", kubeconfig,
+             "--namespace", self.namespace, "--target", TARGET, "--rollout", ROLLOUT,
+             "--rate", str(self.args.rate), "--duration", str(self.args.time_limit + 60),
+             "--stats-file", str(self.stats_file)],
+        )  # fmt: skip
+
+    def mro(self) -> dict[str, Any]:
+        text = self.kubectl("-n", self.namespace, "get", "mro", ROLLOUT, "-o", "json", check=False)
+        found: dict[str, Any] = json.loads(text) if text.strip() else {}
+        return found
+
+    def phase(self) -> str | None:
+        return (self.mro().get("status") or {}).get("phase")
+
+    def stats(self) -> dict[str, Any]:
+        try:
+            url = self.stats_file.read_text().strip()
+            with urllib.request.urlopen(url, timeout=5) as response:
+                stats: dict[str, Any] = json.load(response)
+            return stats
+        except (OSError, ValueError):
+            return {}
+
+    def inject(self) -> None:
+        value = json.dumps(BIASED_CANDIDATE, sort_keys=True, separators=(",", ":"))
+        self.kubectl(
+            "-n", self.namespace, "set", "env", f"deployment/{TARGET}", f"SIM_MODEL={value}"
+        )
+
+    def view(self, started: float) -> Group:
+        obj = self.mro()
+        elapsed = time.monotonic() - started
+        header = Text.from_markup(
+            f"[bold]fairshift demo[/]  namespace [bold]{self.namespace}[/]  "
+            f"{elapsed:.0f}s of at most {self.args.time_limit:.0f}s  "
+            "[dim](candidate: TPR -0.3 for older women only; every marginal group unchanged)[/]"
+        )
+        parts: list[Any] = [header]
+        if obj:
+            try:
+                parts.append(render_status(obj, datetime.now(UTC)))
+            except StatusError as error:
+                parts.append(Text(f"status not readable yet: {error}"))
+        parts.append(traffic_panel(self.stats()))
+        return Group(*parts)
+
+    def watch(self) -> str | None:
+        started = time.monotonic()
+        phase = None
+        with Live(self.view(started), console=self.console, refresh_per_second=2) as live:
+            while time.monotonic() - started < self.args.time_limit:
+                live.update(self.view(started))
+                phase = self.phase()
+                if phase in TERMINAL:
+                    break
+                time.sleep(1.0)
+            live.update(self.view(started))
+        return phase
+
+    def epilogue(self, phase: str | None) -> None:
+        ns = self.namespace
+        self.console.rule("kubectl get mro")
+        self.console.print(self.kubectl("-n", ns, "get", "mro", "-o", "wide", check=False))
+        verify = subprocess.run(
+            [sys.executable, "-m", "fairshift.cli", "audit", "verify", ROLLOUT, "-n", ns,
+             "--kubeconfig", self.env["KUBECONFIG"]],
+            capture_output=True, text=True, timeout=60, check=False, env=self.env,
+        )  # fmt: skip
+        self.console.print(f"[bold]audit chain:[/] {(verify.stdout + verify.stderr).strip()}")
+        kc = f"KUBECONFIG={self.env['KUBECONFIG']}"
+        self.console.rule("the evidence")
+        self.console.print(
+            f"  phase reached: [bold]{phase}[/]\n"
+            f"  {kc} kubectl describe mro {ROLLOUT} -n {ns}      # status, gates, Events\n"
+            f"  {kc} kubectl get configmap {ROLLOUT}-audit -n {ns} -o yaml   # the audit chain\n"
+            f"  {kc} fairshift status {ROLLOUT} -n {ns}\n"
+            f"  {kc} fairshift audit verify {ROLLOUT} -n {ns}\n"
+            f"  operator and data plane logs: {self.workdir}",
+            soft_wrap=True,
+        )
+        if self.brought_up and not self.args.keep:
+            self.console.print(
+                "[dim]the demo brought the cluster up and now takes it down; "
+                "run `fairshift demo --keep` to look around afterwards[/]"
+            )
+
+    def cleanup(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        if self.args.keep:
+            self.console.print(f"[dim]--keep: namespace {self.namespace} left in place[/]")
+            return
+        if self.brought_up:
+            self.console.print("[dim]bringing the cluster down (e2e/cluster.sh down)[/]")
+            self.cluster("down")
+        elif "KUBECONFIG" in self.env and self.namespace:
+            self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
+
+
+def traffic_panel(stats: Mapping[str, Any]) -> Panel:
+    traffic = stats.get("traffic") or {}
+    counts = traffic.get("counts") or {}
+    routing = traffic.get("routing") or {}
+    pods = ", ".join(f"{p['pod']} {json.dumps(p['model'])[:60]}" for p in stats.get("pods", []))
+    lines = [
+        f"route: {routing.get('backends', '-')}  mirror: {routing.get('mirror') or '-'}",
+        "requests: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()) if v)
+        + f"  ({traffic.get('rate', 0):.0f}/s)",
+        f"model servers: {pods or '-'}",
+    ]
+    return Panel(Text("\n".join(lines)), title="simulated data plane", title_align="left")
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    try:
+        demo = Demo(args, console)
+    except DemoError as error:
+        console.print(f"[red]{error}[/]")
+        return 2
+    phase: str | None = None
+    try:
+        demo.up()
+        demo.apply()
+        demo.start_processes()
+        console.print(f"waiting for the operator to adopt [bold]{demo.namespace}/{ROLLOUT}[/] ...")
+        demo.wait("the rollout to become Idle", lambda: demo.phase() == "Idle", 180)
+        console.print("rolling out the biased candidate (a new pod template) ...")
+        demo.inject()
+        phase = demo.watch()
+        demo.epilogue(phase)
+    except DemoError as error:
+        console.print(f"[red]demo failed: {error}[/]  (logs: {demo.workdir})")
+        return 1
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]")
+        return 130
+    finally:
+        demo.cleanup()
+    return 0 if phase == "RolledBack" else 1
