@@ -272,6 +272,11 @@ wait_until() { # $1 = timeout seconds, $2 = description, $3.. = command
   local deadline=$((SECONDS + timeout))
   until "$@" >/dev/null 2>&1; do
     (( SECONDS < deadline )) || die "timed out after ${timeout}s waiting for $what"
+    # give up at once when a component we wait on has died
+    if [[ -n "${WATCH:-}" ]] && ! pid_of "$WATCH" >/dev/null; then
+      tail -n 30 "$LOGS/$WATCH.log" >&2 || true
+      die "$WATCH exited while waiting for $what, see $LOGS/$WATCH.log"
+    fi
     sleep 0.5
   done
 }
@@ -371,7 +376,7 @@ start_control_plane() {
     --listen-peer-urls "http://$HOST:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://$HOST:$ETCD_PEER_PORT" \
     --initial-cluster "fairshift-e2e=http://$HOST:$ETCD_PEER_PORT" \
     --unsafe-no-fsync --quota-backend-bytes=2147483648 --log-level=warn
-  wait_until 30 "etcd health" curl -fsS "http://$HOST:$ETCD_PORT/health"
+  WATCH=etcd wait_until 30 "etcd health" curl -fsS "http://$HOST:$ETCD_PORT/health"
 
   if ! pid_of kube-apiserver >/dev/null; then
     port_free "$APISERVER_PORT" || die "port $APISERVER_PORT (kube-apiserver) is taken by another process"
@@ -392,7 +397,7 @@ start_control_plane() {
     --service-cluster-ip-range=10.96.0.0/16 \
     --allow-privileged=true --profiling=false \
     --event-ttl=10m
-  wait_until "$READY_TIMEOUT" "kube-apiserver /readyz" kc get --raw /readyz
+  WATCH=kube-apiserver wait_until "$READY_TIMEOUT" "kube-apiserver /readyz" kc get --raw /readyz
 
   # Node lifecycle controller: it must run, since it removes the node.kubernetes.io/not-ready
   # taint that admission puts on every new node (without it nothing ever schedules). kwok's
@@ -440,8 +445,8 @@ status:
   allocatable: {cpu: "32", memory: 256Gi, pods: "250"}
   capacity: {cpu: "32", memory: 256Gi, pods: "250"}
 EOF
-  wait_until "$READY_TIMEOUT" "node $NODE_NAME Ready" kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
-  wait_until "$READY_TIMEOUT" "default service account" kc -n default get serviceaccount default
+  WATCH=kwok wait_until "$READY_TIMEOUT" "node $NODE_NAME Ready" kc wait --for=condition=Ready "node/$NODE_NAME" --timeout=2s
+  WATCH=kube-controller-manager wait_until "$READY_TIMEOUT" "default service account" kc -n default get serviceaccount default
 }
 
 stop_control_plane() {
@@ -541,7 +546,7 @@ EOF
   start_proc prometheus "$(prometheus_bin)" --config.file="$PROM_DIR/prometheus.yml" \
     --storage.tsdb.path="$PROM_DIR/data" --storage.tsdb.retention.time=1d \
     --web.listen-address="$HOST:$PROM_PORT" --web.enable-lifecycle --web.enable-admin-api
-  wait_until 60 "prometheus ready" curl -fsS "http://$HOST:$PROM_PORT/-/ready"
+  WATCH=prometheus wait_until 60 "prometheus ready" curl -fsS "http://$HOST:$PROM_PORT/-/ready"
 }
 
 # ---------------------------------------------------------------------------------------
