@@ -542,3 +542,14 @@ def test_a_line_that_is_not_json_is_reported_in_place(
     assert "record 6: not a JSON object (edited)" in out
     assert "record 7 (seq 8): does not follow the previous record" in out
     assert run("history", NAME) == EXIT_OK
+
+
+def test_status_shows_a_request_the_operator_has_not_handled() -> None:
+    obj = rollout(status_fixture())
+    request = {"action": "pause", "id": "b" * 32, "requestedAt": "2026-11-22T11:59:30Z"}
+    obj["metadata"]["annotations"] = {ACTION_ANNOTATION: json.dumps(request)}
+    assert f"requested pause 30s ago, not handled yet (id {'b' * 32})" in text(
+        views.render_status(obj, NOW)
+    )
+    obj["status"]["handledAction"] = "b" * 32
+    assert "not handled" not in text(views.render_status(obj, NOW))

@@ -180,6 +180,7 @@ class TestFromTheCluster:
         assert run("report", "credit-scorer", "--out", str(tmp_path)) == EXIT_OK
         page = assert_report(tmp_path, CHAIN_CHARTS)
         assert "auditHead" in page
+        assert "audit chain</th><td>intact (14 records)" in page
 
     def test_a_missing_rollout_is_exit_3(self, tmp_path: Path, run: Runner) -> None:
         assert run("report", "nope", "--out", str(tmp_path)) == EXIT_NOT_FOUND
@@ -262,4 +263,5 @@ def test_unreadable_audit_lines_are_left_out_and_counted(
     assert run("report", "credit-scorer", "--out", str(tmp_path)) == EXIT_OK
     page = (tmp_path / "report.html").read_text()
     assert "unreadable audit lines left out</th><td>1 (fairshift audit verify)" in page
+    assert "audit chain</th><td>3 problem(s): see fairshift audit verify (14 records)" in page
     assert page.count("<tr><td>2026-11-22") == 13

@@ -33,14 +33,19 @@ from fairshift.commands.invocation import (
     cluster_handler,
     require_rollout,
 )
-from fairshift.commands.views import StatusError, parse_status, step_text
+from fairshift.commands.views import (
+    ACTION_ANNOTATION,
+    StatusError,
+    parse_status,
+    pending_request,
+    step_text,
+)
 from fairshift.engine.machine import Event, accepts
 from fairshift.k8s.errors import Conflict
 
 if TYPE_CHECKING:
     from fairshift.k8s.cli_access import RolloutAccess
 
-ACTION_ANNOTATION = "fairshift.io/action"
 ATTEMPTS = 5
 
 # Each action and the machine events it may become (resume re-enters shadow or canary).
@@ -98,21 +103,6 @@ def refusal(action: str, phase: Phase, name: str) -> str:
     possible = ", ".join(a.replace("-full", " --full") for a in possible_actions(phase))
     verb = action.replace("-full", " --full")
     return f"cannot {verb} {name} while it is {phase.value}; possible now: {possible or 'nothing'}"
-
-
-def pending_request(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """An earlier request the operator has not handled yet (None when there is none)."""
-    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ACTION_ANNOTATION)
-    if not raw:
-        return None
-    try:
-        request = json.loads(raw)
-    except ValueError:
-        return None
-    if not isinstance(request, dict):
-        return None
-    handled = (obj.get("status") or {}).get("handledAction")
-    return None if request.get("id") == handled else request
 
 
 def current_phase(obj: Mapping[str, Any]) -> Phase:

@@ -39,8 +39,11 @@ def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[s
             ], expected_head
         return [], ""
     check = verify_chain(trail.records, expected_head, trail.first_prev_hash)
-    problems = [f"record {index}: not a JSON object (edited)" for index in trail.unreadable]
-    problems += check.problems
+    unreadable = trail.unreadable
+    problems = [f"record {index}: not a JSON object (edited)" for index in unreadable]
+    # what the chain check says about the unreadable lines themselves adds nothing
+    noise = tuple(f"record {index} (" for index in unreadable)
+    problems += [p for p in check.problems if not p.startswith(noise)]
     extra = records_after(trail.records, expected_head)
     if extra:
         problems.append(

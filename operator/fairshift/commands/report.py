@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 from rich.console import Console
 
+from fairshift.commands.audit import chain_problems
 from fairshift.commands.invocation import (
     EXIT_NOT_FOUND,
     EXIT_OK,
@@ -76,6 +77,9 @@ def data_from_cluster(access: RolloutAccess, namespace: str, name: str) -> Repor
     skipped = set(trail.unreadable)
     records = [r for i, r in enumerate(trail.records) if i not in skipped]
     facts = rollout_facts(obj)
+    problems, _ = chain_problems(trail, (obj.get("status") or {}).get("auditHead"))
+    verdict = f"{len(problems)} problem(s): see fairshift audit verify" if problems else "intact"
+    facts.append(("audit chain", f"{verdict} ({len(trail.records)} records)"))
     if skipped:
         facts.append(
             ("unreadable audit lines left out", f"{len(skipped)} (fairshift audit verify)")

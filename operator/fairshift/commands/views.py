@@ -6,6 +6,7 @@ Status is read leniently: fields this CLI does not know (a newer operator) are i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from fairshift.api.status import (
 )
 from fairshift.engine.machine import ACTIVE, DESIRED
 
+ACTION_ANNOTATION = "fairshift.io/action"  # the manual-action request the operator consumes
 HASH_CHARS = 12
 PHASE_STYLE = {
     Phase.SHADOW: "cyan",
@@ -83,6 +85,21 @@ def parse_status(obj: Mapping[str, Any]) -> ModelRolloutStatus:
 def phase_of(obj: Mapping[str, Any]) -> Phase:
     """The phase of a rollout (Initializing when the operator has not written status yet)."""
     return parse_status(obj).phase
+
+
+def pending_request(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An earlier request the operator has not handled yet (None when there is none)."""
+    raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ACTION_ANNOTATION)
+    if not raw:
+        return None
+    try:
+        request = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(request, dict):
+        return None
+    handled = (obj.get("status") or {}).get("handledAction")
+    return None if request.get("id") == handled else request
 
 
 # --- small formats ----------------------------------------------------------------------------
@@ -192,6 +209,9 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> Tree:
     tree.add(Text.from_markup(revisions_line(status)))
     tree.add(Text.from_markup(progress_line(status, now)))
     tree.add(Text.from_markup(analysis_line(status, now)))
+    pending = pending_request(obj)
+    if pending is not None:
+        tree.add(Text.from_markup(pending_line(pending, now)))
     if status.conditions:
         add_conditions(tree.add("[bold]conditions[/]"), status.conditions, now)
     if status.evidence:
@@ -228,6 +248,14 @@ def analysis_line(status: ModelRolloutStatus, now: datetime) -> str:
     if status.consecutive_errors:
         parts.append(f"[red]{status.consecutive_errors} consecutive errors[/]")
     return "  ".join(parts)
+
+
+def pending_line(request: Mapping[str, Any], now: datetime) -> str:
+    requested = age(str(request.get("requestedAt") or ""), now)
+    return (
+        f"[yellow]requested {request.get('action', '?')}[/] {requested} ago, "
+        f"not handled yet [dim](id {request.get('id', '?')})[/]"
+    )
 
 
 def add_conditions(branch: Tree, conditions: Sequence[Condition], now: datetime) -> None:
