@@ -1,0 +1,1 @@
+"""Tests of the cluster-facing CLI commands and of fairshift report."""

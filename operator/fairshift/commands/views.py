@@ -82,11 +82,6 @@ def parse_status(obj: Mapping[str, Any]) -> ModelRolloutStatus:
         raise StatusError(f"status.{where}: {first['msg']}") from None
 
 
-def phase_of(obj: Mapping[str, Any]) -> Phase:
-    """The phase of a rollout (Initializing when the operator has not written status yet)."""
-    return parse_status(obj).phase
-
-
 def pending_request(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     """An earlier request the operator has not handled yet (None when there is none)."""
     raw = ((obj.get("metadata") or {}).get("annotations") or {}).get(ACTION_ANNOTATION)
