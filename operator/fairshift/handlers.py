@@ -9,6 +9,7 @@ Errors map to kopf's: temporary trouble backs off, nothing here branches on phas
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -92,8 +93,12 @@ def rollout_of(body: kopf.Body) -> Rollout:
 
 
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """Credentials as the Kubernetes client finds them: in-cluster, else KUBECONFIG."""
-    info: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    """Credentials from ``KUBECONFIG`` (read now, not at import), else the pod's account."""
+    info: kopf.ConnectionInfo | None
+    if os.environ.get("KUBECONFIG"):
+        info = kopf.login_with_kubeconfig(**kwargs)
+    else:
+        info = kopf.login_via_client(**kwargs)
     return info
 
 
