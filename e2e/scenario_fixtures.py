@@ -442,6 +442,23 @@ class Scenario:
         )
         wait_for(self.prometheus.ready, timeout=60, message="Prometheus ready")
 
+    def delete_rollout(self) -> None:
+        """Delete the ModelRollout while the operator still runs its finalizer, so that the
+        namespace can go; without an operator, drop the finalizer instead."""
+        if self.k.get("modelrollout", ROLLOUT) is None:
+            return
+        if self.operator is None or not self.operator.running:
+            self.k.run(
+                "patch", "modelrollout", ROLLOUT, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
+        done = self.k.run("delete", "modelrollout", ROLLOUT, "--timeout=30s", check=False)
+        if done.returncode != 0:
+            self.k.run(
+                "patch", "modelrollout", ROLLOUT, "--type=merge",
+                "-p", '{"metadata":{"finalizers":null}}', check=False,
+            )  # fmt: skip
+
     # -- timings -----------------------------------------------------------------------------
 
     def record_time(self, what: str, seconds: float) -> None:
@@ -478,6 +495,7 @@ class Scenario:
             out.write(json.dumps(entry) + "\n")
         if self.dataplane is not None:
             self.dataplane.stop()
+        self.delete_rollout()
         if self.operator is not None:
             self.operator.stop()
         if failed:

@@ -119,11 +119,14 @@ class ModelServer:
                 self._send(code, json.dumps(body).encode(), "application/json")
 
             def _send(self, code: int, data: bytes, content_type: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    self.close_connection = True  # the client went away (a scrape cut short)
 
             def log_message(self, *args: Any) -> None:
                 pass
