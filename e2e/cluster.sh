@@ -235,7 +235,8 @@ start_proc() { # $1 = name, $2.. = command
   mkdir -p "$LOGS" "$PIDS"
   [[ -f "$LOGS/$name.log" ]] && mv -f "$LOGS/$name.log" "$LOGS/$name.log.prev"
   # setsid: own session, so the process outlives the shell (or pytest) that ran `up`
-  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  # (9>&-: the daemons must not inherit the run-dir lock)
+  setsid "$@" >>"$LOGS/$name.log" 2>&1 </dev/null 9>&- &
   local pid=$!
   echo "$pid" >"$PIDS/$name.pid"
   printf '%s' "$1" >"$PIDS/$name.cmd"
@@ -427,7 +428,7 @@ start_control_plane() {
     --cidr=10.244.0.1/16 --node-ip=127.0.0.1 \
     --server-address="$HOST:$KWOK_PORT"
 
-  kc apply -f - >/dev/null <<EOF
+  kc get node "$NODE_NAME" >/dev/null 2>&1 || kc apply -f - >/dev/null <<EOF
 apiVersion: v1
 kind: Node
 metadata:
@@ -497,6 +498,14 @@ yaml.safe_dump_all(docs, open(sys.argv[2], "w"), sort_keys=False)
 PY
     touch "$RUN/crds/.done-$GATEWAY_API_VERSION-$ISTIO_API_VERSION"
   fi
+  # already installed at this version (a second `up`)? then nothing to do
+  local have
+  have="$(kc get crd httproutes.gateway.networking.k8s.io virtualservices.networking.istio.io \
+    -o jsonpath='{.items[0].metadata.annotations.gateway\.networking\.k8s\.io/bundle-version} {.items[1].metadata.name}' 2>/dev/null || true)"
+  if [[ "$have" == "$GATEWAY_API_VERSION virtualservices.networking.istio.io" ]]; then
+    log "CRDs already installed (Gateway API $GATEWAY_API_VERSION, Istio)"
+    return 0
+  fi
   kc apply --server-side --force-conflicts -f "$RUN/crds/" >/dev/null
   wait_until 60 "CRDs established" kc wait --for=condition=Established --timeout=5s \
     crd/httproutes.gateway.networking.k8s.io crd/gateways.gateway.networking.k8s.io \
@@ -564,9 +573,18 @@ kind_down() { kind delete cluster --name "$KIND_CLUSTER" || true; }
 # ---------------------------------------------------------------------------------------
 # commands
 # ---------------------------------------------------------------------------------------
+lock_run_dir() { # serialize up/down on one run directory (e.g. two pytest sessions at once)
+  mkdir -p "$RUN"
+  if command -v flock >/dev/null; then
+    exec 9>"$RUN/.lock"
+    flock -w 600 9 || die "another cluster.sh holds $RUN/.lock"
+  fi
+}
+
 cmd_up() {
   local start=$SECONDS m; m="$(mode)"
-  mkdir -p "$RUN"; echo "$m" >"$RUN/mode"
+  lock_run_dir
+  echo "$m" >"$RUN/mode"
   if [[ "$m" == kind ]]; then
     kind_up
   else
@@ -580,6 +598,7 @@ cmd_up() {
 
 cmd_down() {
   local m; m="$(mode)"
+  lock_run_dir
   stop_proc prometheus
   [[ "${FAIRSHIFT_E2E_KEEP_STATE:-0}" == 1 ]] || rm -rf "$PROM_DIR/data" "$PROM_SD_DIR"
   if [[ "$m" == kind ]]; then kind_down; else stop_control_plane; fi
