@@ -154,3 +154,19 @@ def test_single_look_uses_fixed_intervals_that_are_narrower() -> None:
     single = evaluate(spec, s, c, single_look=True).cells[0]
     assert single.lower is not None and sequential.lower is not None
     assert single.lower > sequential.lower
+
+
+def test_four_fifths_catches_the_reference_group_falling_behind() -> None:
+    """Men (60% of GROUPS, so the reference) selected at 0.3 against women at 0.5: DI 1.67."""
+    selection = {("F", "old"): 0.5, ("F", "young"): 0.5, ("M", "old"): 0.3, ("M", "young"): 0.3}
+    spec = analysis({"name": "di", "metric": "disparate_impact", "min": 0.8})
+    result = evaluate(spec, version(50_000), version(50_000, selection=selection))
+    fails = [evidence(c) for c in result.cells if c.outcome is Outcome.FAIL]
+    assert any(e.slice == "sex=F" and e.reference == "sex=M" for e in fails)
+
+
+def test_a_gap_that_flips_sign_is_a_growing_gap() -> None:
+    """Equal opportunity: stable fair, candidate favours the reference's group less: caught."""
+    tpr = {("M", "old"): 0.6, ("M", "young"): 0.6}  # the reference (majority) loses recall
+    result = evaluate(analysis(TPR_GAP), version(200_000), version(200_000, tpr=tpr))
+    assert any(c.outcome is Outcome.FAIL and evidence(c).slice == "sex=F" for c in result.cells)

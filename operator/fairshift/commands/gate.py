@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from rich.console import Console
@@ -21,8 +21,9 @@ from rich.table import Table
 
 from fairshift.api.spec import Analysis, SpecError, parse_spec
 from fairshift.api.status import GateEvidence, Outcome
-from fairshift.engine.gates import Evaluation, evaluate, evidence
-from fairshift.metrics.csvfile import DataFileError, read_counts
+
+if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
+    from fairshift.engine.gates import Evaluation
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_NOT_PROVEN = 0, 1, 2, 3
 OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
@@ -52,6 +53,9 @@ def load_analysis(path: Path) -> Analysis:
 
 
 def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation]:
+    from fairshift.engine.gates import evaluate
+    from fairshift.metrics.csvfile import read_counts
+
     analysis = load_analysis(args.policy)
     attributes = analysis.slices.attributes
     stable = read_counts(args.stable, attributes).counts
@@ -61,6 +65,8 @@ def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation]:
 
 
 def rows(analysis: Analysis, evaluation: Evaluation) -> list[GateEvidence]:
+    from fairshift.engine.gates import evidence
+
     found = [evidence(cell) for cell in sorted(evaluation.cells, key=row_order(analysis))]
     for gate in analysis.gates:
         if gate.query is not None:
@@ -156,6 +162,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from fairshift.metrics.csvfile import DataFileError
+
     try:
         analysis, evaluation = run_gate(args)
     except (PolicyError, DataFileError) as error:

@@ -12,14 +12,16 @@ import json
 import re
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-from fairshift.engine.measurement import Document, measurement_document
 from fairshift.engine.slices import ReferencePolicy
 from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_counts
+
+if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
+    from fairshift.engine.measurement import Document
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 2
@@ -115,6 +117,8 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``fairshift measure``."""
     try:
         attributes = parse_attributes(args.attributes)
+        from fairshift.engine.measurement import measurement_document
+
         policy = ReferencePolicy.parse(args.reference)
         data = read_counts(args.data, attributes)
         document = measurement_document(data.counts, attributes, policy)

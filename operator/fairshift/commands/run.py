@@ -9,12 +9,6 @@ import os
 import random
 from typing import Any
 
-import kopf
-from prometheus_client import start_http_server
-
-from fairshift.handlers import OperatorConfig, build_registry
-from fairshift.metrics.operator_metrics import OperatorMetrics, new_registry
-
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("run", help="run the operator")
@@ -54,6 +48,13 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # imported here: kopf and the operator's clients are heavy, and `fairshift --help` is not
+    import kopf
+    from prometheus_client import start_http_server
+
+    from fairshift.handlers import OperatorConfig, build_registry
+    from fairshift.metrics.operator_metrics import OperatorMetrics, new_registry
+
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     kopf.configure(verbose=args.verbose, log_format=log_format)
     if args.kubeconfig:

@@ -283,16 +283,21 @@ def fairness_measurement(
     )
     if is_relative(gate):
         estimate, variance = difference(candidate, stable)
+        region = relative_region(gate)
+        if gate.metric in SIGNED_GAPS and gate.bound_kind == "maxIncrease" and stable:
+            region = magnitude_region(stable.value, gate.threshold)
         return replace(
             common,
             estimate=estimate,
             variance=variance,
-            acceptable=relative_region(gate),
+            acceptable=region,
             margin_scale=max(gate.threshold, 0.01),
         )
     if gate.metric == "disparate_impact":
         low, high = absolute_region(gate)
         region = (safe_log(low), safe_log(high))
+        if gate.bound_kind == "min" and 0 < gate.threshold <= 1:
+            region = (safe_log(gate.threshold), -safe_log(gate.threshold))  # either direction
         g = rate("selection_rate", candidate_counts)
         return replace(
             common,
@@ -304,11 +309,14 @@ def fairness_measurement(
             fixed=FixedLook("katz", (g,)),
             margin_scale=max(abs(safe_log(gate.threshold)), 0.05),
         )
+    region = absolute_region(gate)
+    if gate.metric in SIGNED_GAPS and gate.bound_kind == "max":
+        region = (-gate.threshold, gate.threshold)  # a gap either way is a gap
     return replace(
         common,
         estimate=candidate.value,
         variance=candidate.variance,
-        acceptable=absolute_region(gate),
+        acceptable=region,
         needs_stable=False,
         margin_scale=max(abs(gate.threshold), 0.01),
     )
@@ -322,6 +330,24 @@ def difference(candidate: GroupGap, stable: GroupGap | None) -> tuple[float | No
     if stable.variance is not None and candidate.variance is not None:
         variance = stable.variance + candidate.variance
     return candidate.value - stable.value, variance
+
+
+SIGNED_GAPS = ("tpr_gap", "fpr_gap", "statistical_parity_difference")
+"""Gaps whose sign only says which group is behind: fairness is about their magnitude."""
+
+
+def magnitude_region(stable_gap: float | None, margin: float) -> tuple[float, float]:
+    """Acceptable candidate-minus-stable change of a signed gap under ``maxIncrease``.
+
+    The gap's *magnitude* may grow by at most ``margin``: ``|c| <= |s| + margin``. For
+    ``s >= 0`` that is ``-(2s + margin) <= c - s <= margin`` (mirrored for ``s < 0``); a
+    stable gap near 0 gives ``|c - s| <= margin``. So a drop for the reference group, which
+    shows up as a negative gap of the others, is caught as surely as a drop for a group.
+    """
+    s = abs(stable_gap or 0.0)
+    if (stable_gap or 0.0) >= 0:
+        return (-(2 * s + margin), margin)
+    return (-margin, 2 * s + margin)
 
 
 def safe_log(x: float) -> float:

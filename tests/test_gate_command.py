@@ -1,0 +1,128 @@
+"""`fairshift gate`: exit codes 0 / 1 / 3 / 2 on decision files with known truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from fairshift.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICY = {
+    "apiVersion": "fairshift.io/v1alpha1",
+    "kind": "ModelRollout",
+    "metadata": {"name": "m"},
+    "spec": {
+        "targetRef": {"name": "m"},
+        "service": {"port": 8080},
+        "routing": {"replicas": {}},
+        "strategy": {"canary": {"steps": [{"setWeight": 50}, {"analyze": {"duration": "1m"}}]}},
+        "analysis": {
+            "prometheus": {"address": "http://prometheus:9090"},
+            "slices": {"attributes": ["sex"], "minSamples": 100},
+            "gates": [
+                {"name": "equal-opportunity", "metric": "tpr_gap", "maxIncrease": 0.05},
+                {"name": "errors", "query": "sum(rate(x[1m])) or vector(0)", "max": 0.01},
+            ],
+        },
+    },
+}
+
+
+def decisions(path: Path, rows: int, tpr_women: float, seed: int, women_share: float = 0.5) -> Path:
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], size=rows, p=[women_share, 1 - women_share])
+    label = rng.integers(0, 2, size=rows)
+    tpr = np.where(sex == "F", tpr_women, 0.8)
+    prediction = np.where(label == 1, rng.random(rows) < tpr, rng.random(rows) < 0.2).astype(int)
+    lines = ["sex,prediction,label"] + [
+        f"{s},{p},{y}" for s, p, y in zip(sex, prediction, label, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def policy(tmp_path: Path) -> Path:
+    path = tmp_path / "rollout.yaml"
+    path.write_text(yaml.safe_dump(POLICY))
+    return path
+
+
+def gate(policy: Path, stable: Path, candidate: Path, *extra: str) -> int:
+    files = ["--policy", str(policy), "--stable", str(stable), "--candidate", str(candidate)]
+    return main(["gate", *files, *extra])
+
+
+def test_a_fair_candidate_passes(
+    tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stable = decisions(tmp_path / "s.csv", 40_000, 0.8, 1)
+    candidate = decisions(tmp_path / "c.csv", 40_000, 0.8, 2)
+    assert gate(policy, stable, candidate, "--format", "json") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["verdict"] == "pass"
+    skipped = [g for g in document["gates"] if g["outcome"] == "skipped"]
+    assert [g["gate"] for g in skipped] == ["errors"]
+
+
+@pytest.mark.parametrize("women_share", [0.4, 0.6])  # women the minority, then the reference
+def test_a_tpr_drop_for_women_fails_whoever_is_the_reference(
+    tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str], women_share: float
+) -> None:
+    stable = decisions(tmp_path / "s.csv", 40_000, 0.8, 1, women_share)
+    candidate = decisions(tmp_path / "c.csv", 40_000, 0.6, 2, women_share)
+    assert gate(policy, stable, candidate, "--format", "json") == 1
+    failed = [g for g in json.loads(capsys.readouterr().out)["gates"] if g["outcome"] == "fail"]
+    assert len(failed) == 1
+    assert failed[0]["reference"] == ("sex=M" if women_share < 0.5 else "sex=F")
+
+
+def test_too_little_data_is_not_proven(tmp_path: Path, policy: Path) -> None:
+    stable = decisions(tmp_path / "s.csv", 300, 0.8, 1)
+    candidate = decisions(tmp_path / "c.csv", 300, 0.8, 2)
+    assert gate(policy, stable, candidate) == 3
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty"),
+        ("sex,label\nF,1\n", "prediction"),
+        ("sex,prediction,label\nF,1,7\n", "label"),
+        ("age,prediction,label\n30,1,1\n", "sex"),
+    ],
+)
+def test_invalid_files_exit_2_with_one_line(
+    tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    stable = decisions(tmp_path / "s.csv", 500, 0.8, 1)
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    assert gate(policy, stable, bad) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("fairshift gate: error:") and "\n" not in error
+    assert message in error
+
+
+def test_a_malformed_policy_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stable = decisions(tmp_path / "s.csv", 500, 0.8, 1)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({**POLICY, "spec": {**POLICY["spec"], "routing": {}}}))
+    assert gate(broken, stable, stable) == 2
+    assert "exactly one router" in capsys.readouterr().err
+
+
+def test_the_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    data = ROOT / "examples" / "data"
+    code = gate(
+        ROOT / "examples" / "credit-scorer.yaml",
+        data / "credit-stable.csv",
+        data / "credit-candidate.csv",
+    )
+    assert code in (1, 3)
+    assert "equal-opportunity" in capsys.readouterr().out
