@@ -20,14 +20,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client, config
+from kubernetes import watch as kwatch
 
 from e2e.helpers import Kubectl, Prometheus, wait_for
 from fairshift.engine.audit import verify_chain
@@ -121,6 +124,19 @@ def rollout(
         "metadata": {"name": ROLLOUT},
         "spec": body,
     }
+
+
+def route_weights(route: Mapping[str, Any] | None) -> tuple[int, int, int] | None:
+    """(primary, canary, mirror percent) of the rollout's HTTPRoute, as a gateway reads it."""
+    if route is None:
+        return None
+    rule = route["spec"]["rules"][0]
+    amounts = {ref["name"]: int(ref.get("weight", 1)) for ref in rule["backendRefs"]}
+    mirror = 0
+    for filter_ in rule.get("filters") or []:
+        if filter_.get("type") == "RequestMirror":
+            mirror = int(filter_["requestMirror"].get("percent", 100))
+    return amounts.get(f"{ROLLOUT}-primary", 0), amounts.get(f"{ROLLOUT}-canary", 0), mirror
 
 
 def timings_file(run_dir: str | None, fallback: Path) -> Path:
@@ -333,16 +349,7 @@ class Scenario:
 
     def weights(self) -> tuple[int, int, int] | None:
         """(primary, canary, mirror percent) of the HTTPRoute, as the gateway would read it."""
-        route = self.k.get("httproute", ROLLOUT)
-        if route is None:
-            return None
-        rule = route["spec"]["rules"][0]
-        amounts = {ref["name"]: int(ref.get("weight", 1)) for ref in rule["backendRefs"]}
-        mirror = 0
-        for filter_ in rule.get("filters") or []:
-            if filter_.get("type") == "RequestMirror":
-                mirror = int(filter_["requestMirror"].get("percent", 100))
-        return amounts.get(f"{ROLLOUT}-primary", 0), amounts.get(f"{ROLLOUT}-canary", 0), mirror
+        return route_weights(self.k.get("httproute", ROLLOUT))
 
     def route_owned(self) -> bool:
         route = self.k.get("httproute", ROLLOUT)
@@ -406,6 +413,41 @@ class Scenario:
         value = json.dumps({"action": verb, "id": request_id})
         self.k("annotate", "--overwrite", f"modelrollout/{ROLLOUT}", f"fairshift.io/action={value}")
         return request_id
+
+    def kill_operator_when_route(
+        self, predicate: Callable[[tuple[int, int, int]], bool], timeout: float = 300
+    ) -> dict[str, Any]:
+        """SIGKILL the operator the moment the HTTPRoute's (primary, canary, mirror) weights
+        satisfy ``predicate`` (a watch, not a poll): a crash right after the operator moved
+        traffic and before it wrote status. Returns a dict that gets ``killedAt`` (wall time)
+        and ``weights`` when it happens."""
+        operator = self.operator
+        assert operator is not None
+        api = config.new_client_from_config(config_file=self.kubeconfig)  # type: ignore[no-untyped-call]
+        custom = client.CustomObjectsApi(api)
+        result: dict[str, Any] = {}
+
+        def watch() -> None:
+            stream = kwatch.Watch()  # type: ignore[no-untyped-call]
+            deadline = time.monotonic() + timeout
+            try:
+                while time.monotonic() < deadline and "killedAt" not in result:
+                    for event in stream.stream(  # type: ignore[no-untyped-call]
+                        custom.list_namespaced_custom_object,
+                        "gateway.networking.k8s.io", "v1", self.namespace, "httproutes",
+                        field_selector=f"metadata.name={ROLLOUT}", timeout_seconds=30,
+                    ):  # fmt: skip
+                        weights = route_weights(event["object"])
+                        if weights is not None and predicate(weights):
+                            operator.kill()
+                            result.update(killedAt=time.time(), weights=weights)
+                            stream.stop()  # type: ignore[no-untyped-call]
+                            break
+            finally:
+                api.close()
+
+        threading.Thread(target=watch, name="kill-on-route", daemon=True).start()
+        return result
 
     # -- Prometheus down and up ----------------------------------------------------------------
 
@@ -483,7 +525,7 @@ class Scenario:
             None,
         )
         assert back is not None, f"traffic never went back to primary: {timeline}"
-        seconds = back - exposed
+        seconds = float(back) - float(exposed)
         self.record_time("regression_to_rollback", seconds)
         return seconds
 

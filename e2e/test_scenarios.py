@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from e2e import scenario_fixtures
-from e2e.helpers import WaitTimeout, wait_for
+from e2e.helpers import WaitTimeoutError, wait_for
 from e2e.scenario_fixtures import ROLLOUT, STABLE_MODEL, TARGET, Scenario, rollout
 
 crd = scenario_fixtures.crd
@@ -47,7 +47,7 @@ def failing(status: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def canary_rollback_spec(world: Scenario, **overrides: Any) -> dict[str, Any]:
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 30},
         {"analyze": {"duration": "30s", "maxDuration": "90s"}},
         {"setWeight": 60},
@@ -202,7 +202,7 @@ def test_latency_regression_is_rolled_back(scenario: Scenario) -> None:
 
 def test_warning_only_drift_pauses_and_does_not_roll_back(scenario: Scenario) -> None:
     world = scenario
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 50},
         {"analyze": {"duration": "15s", "maxDuration": "45s"}},
         {"setWeight": 80},
@@ -237,7 +237,7 @@ def test_warning_only_drift_pauses_and_does_not_roll_back(scenario: Scenario) ->
 
 def test_manual_pause_resume_promote_abort_retry(scenario: Scenario) -> None:
     world = scenario
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 20},
         {"analyze": {"duration": "10m"}},
         {"setWeight": 40},
@@ -431,7 +431,7 @@ def invalid_specs() -> list[tuple[str, Any, str]]:
 
 def test_invalid_rollouts_are_refused_at_admission(scenario: Scenario) -> None:
     world = scenario
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 20},
         {"analyze": {"duration": "10m"}},
         {"setWeight": 40},
@@ -476,7 +476,7 @@ def test_prometheus_down_mid_canary_pauses_and_resumes(scenario: Scenario) -> No
     world = scenario
     if world.prometheus_pid() is None:
         pytest.skip("needs the Prometheus process started by e2e/cluster.sh")
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 30},
         {"analyze": {"duration": "20s", "maxDuration": "120s"}},
         {"setWeight": 60},
@@ -542,7 +542,7 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     scenario: Scenario,
 ) -> None:
     world = scenario
-    steps = [
+    steps: list[dict[str, Any]] = [
         {"setWeight": 30},
         {"analyze": {"duration": "20s", "maxDuration": "120s"}},
         {"setWeight": 60},
@@ -605,7 +605,7 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
         if not operator.running:
             operator.start()
         # let it work for a few seconds, or until the rollback starts; then crash it
-        with contextlib.suppress(WaitTimeout):
+        with contextlib.suppress(WaitTimeoutError):
             wait_for(
                 lambda: world.phase() in ("RollingBack", "RolledBack"), timeout=6, interval=0.25
             )
@@ -627,6 +627,47 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     assert counts.get("noEndpoint", 0) < 0.01 * sum(v for k, v in counts.items() if ":" in k)
 
 
+def test_operator_killed_right_after_moving_traffic_back_repeats_nothing(
+    scenario: Scenario,
+) -> None:
+    """The narrowest crash window: traffic is back on primary (the route says so) but the
+    operator has not written status yet. A restarted operator must finish the rollback
+    without recording the rollback decision a second time."""
+    world = scenario
+    world.start(canary_rollback_spec(world), rate=300)
+    exposed: list[tuple[int, int, int]] = []
+
+    def back_on_primary(weights: tuple[int, int, int]) -> bool:
+        if weights[1] > 0:
+            exposed.append(weights)
+            return False
+        return bool(exposed)
+
+    watcher = world.kill_operator_when_route(back_on_primary)
+    world.set_model({**fair_candidate(), "bias": {"sex=F": {"tpr": -0.35}}})
+    wait_for(lambda: watcher.get("killedAt"), timeout=240, message="the kill")
+    at_kill = world.status()
+    records = world.audit_records()
+    ahead = [r for r in records if r["seq"] > (at_kill.get("auditSeq") or 0)]
+    print(
+        f"killed at route {watcher['weights']}; status said {at_kill['phase']} "
+        f"(auditSeq {at_kill.get('auditSeq')}); audit records beyond it: "
+        f"{[(r['seq'], r['action'], r['phase']) for r in ahead]}"
+    )
+    # nobody runs the rollout: traffic is on primary, the route is owned
+    assert world.weights() == (100, 0, 0) and world.route_owned()
+
+    assert world.operator is not None
+    world.operator.start()
+    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=180)
+    assert_rolled_back(world, status)
+    done = transitions(world.verify_audit())
+    assert len(done) == len(set(done)), f"a transition was recorded twice: {done}"
+    actions = [t[0] for t in done]
+    assert actions.count("analysis-failed") == 1, actions
+    assert [e["reason"] for e in world.events()].count("RollingBack") == 1
+
+
 # --- 9. equally unfair stable and candidate: noise does not roll back ---------------------------
 
 
@@ -641,13 +682,20 @@ def test_candidate_as_fair_as_stable_with_low_disparate_impact_is_not_rolled_bac
         {"name": "four-fifths", "metric": "disparate_impact", "min": 0.8},
         {"name": "equal-opportunity", "metric": "tpr_gap", "maxIncrease": 0.1},
     ]
-    steps = [{"setWeight": 50}, {"analyze": {"duration": "20s", "maxDuration": "60s"}}]
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 50},
+        {"analyze": {"duration": "20s", "maxDuration": "60s"}},
+    ]
     world.start(rollout(world.prometheus.url, steps=steps, gates=gates), model=stable, rate=300)
     outcomes = []
     for seed in (21, 22, 23):
+        previous = world.status().get("candidateRevision")
         world.set_model({**stable, "seed": seed})
         world.wait_for_status(
-            lambda s: s.get("phase") == "Canary" and s.get("verdict") == "Pending", timeout=60
+            lambda s, previous=previous: (
+                s.get("phase") == "Canary" and s.get("candidateRevision") not in (None, previous)
+            ),
+            timeout=60,
         )
         status = world.wait_phase("Succeeded", "RolledBack", "Paused", "Failed", timeout=180)
         outcomes.append((seed, status["phase"], status.get("reason")))

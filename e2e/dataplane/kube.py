@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from kubernetes import client, config
-from kubernetes.client.rest import ApiException
+from kubernetes.client.exceptions import ApiException
 
 HTTPROUTE = ("gateway.networking.k8s.io", "v1", "httproutes")
 
@@ -20,13 +20,13 @@ class KubeReader:
 
     def __init__(self, kubeconfig: str | None, namespace: str) -> None:
         self.namespace = namespace
-        self.api = config.new_client_from_config(config_file=kubeconfig)
+        self.api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         self.apps = client.AppsV1Api(self.api)
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
 
     def deployments(self) -> list[dict[str, Any]]:
-        response = self.apps.list_namespaced_deployment(
+        response: Any = self.apps.list_namespaced_deployment(
             self.namespace, _preload_content=False, _request_timeout=10
         )
         items: list[dict[str, Any]] = json.loads(response.data)["items"]
@@ -34,7 +34,7 @@ class KubeReader:
 
     def service(self, name: str) -> dict[str, Any] | None:
         try:
-            response = self.core.read_namespaced_service(
+            response: Any = self.core.read_namespaced_service(
                 name, self.namespace, _preload_content=False, _request_timeout=10
             )
         except ApiException as error:
@@ -47,7 +47,7 @@ class KubeReader:
     def httproute(self, name: str) -> dict[str, Any] | None:
         group, version, plural = HTTPROUTE
         try:
-            response = self.custom.get_namespaced_custom_object(
+            response: Any = self.custom.get_namespaced_custom_object(
                 group,
                 version,
                 self.namespace,

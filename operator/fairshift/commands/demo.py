@@ -313,7 +313,7 @@ def traffic_panel(stats: Mapping[str, Any]) -> Panel:
     traffic = stats.get("traffic") or {}
     counts = traffic.get("counts") or {}
     routing = traffic.get("routing") or {}
-    pods = ", ".join(f"{p['pod']} {json.dumps(p['model'])[:60]}" for p in stats.get("pods", []))
+    pods = "; ".join(f"{p['pod']} ({model_summary(p['model'])})" for p in stats.get("pods", []))
     lines = [
         f"route: {routing.get('backends', '-')}  mirror: {routing.get('mirror') or '-'}",
         "requests: "
@@ -322,6 +322,17 @@ def traffic_panel(stats: Mapping[str, Any]) -> Panel:
         f"model servers: {pods or '-'}",
     ]
     return Panel(Text("\n".join(lines)), title="simulated data plane", title_align="left")
+
+
+def model_summary(model: Mapping[str, Any]) -> str:
+    """``seed 2, 20 ms, bias on sex=F,age_band=60+ (tpr -0.3), ...`` for the traffic panel."""
+    parts = [f"seed {model.get('seed', 1)}", f"{model.get('latency_ms', 20)} ms"]
+    bias = model.get("bias") or {}
+    worst = sorted(bias.items(), key=lambda kv: min(kv[1].values(), default=0))[:1]
+    for where, shifts in worst:
+        shift = ", ".join(f"{k} {v:+g}" for k, v in shifts.items())
+        parts.append(f"bias on {len(bias)} slices, worst {where} ({shift})")
+    return ", ".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
