@@ -36,6 +36,7 @@ MAX_TRANSITIONS_PER_TICK = 4
 MAX_CONSECUTIVE_ERRORS = 5
 KEPT_DECISIONS = 10
 KEPT_EVIDENCE = 12
+WARNING_PHASES = (Phase.ROLLING_BACK, Phase.PAUSED, Phase.FAILED)
 
 
 # --- what the reconciler needs from the world -----------------------------------------------
@@ -94,6 +95,8 @@ class AuditStore(Protocol):
         build: AuditBuilder,
         owner_references: Sequence[Mapping[str, Any]] = (),
     ) -> Mapping[str, Any]: ...
+
+    def read_records(self, namespace: str, rollout: str) -> list[dict[str, Any]]: ...
 
 
 class Notifier(Protocol):
@@ -227,6 +230,7 @@ class Reconciler:
 
     def __init__(self, deps: Dependencies) -> None:
         self.deps = deps
+        self.in_step: set[tuple[str, str]] = set()  # rollouts whose status matches the chain
 
     def reconcile(self, rollout: Rollout, now: datetime) -> Result:
         status = ModelRolloutStatus.model_validate(dict(rollout.status or {})).model_dump()
@@ -240,7 +244,15 @@ class Reconciler:
             return work.result()
         work.condition("InvalidSpec", "False", "Valid", "")
         work.status["observedGeneration"] = rollout.generation
-        work.run(spec)
+        key = (rollout.namespace, rollout.name)
+        try:
+            if key not in self.in_step:
+                work.recover(spec)
+            work.run(spec)
+        except Exception:
+            self.in_step.discard(key)  # the next tick checks the chain again
+            raise
+        self.in_step.add(key)
         return work.result()
 
     def release(self, rollout: Rollout) -> None:
@@ -279,6 +291,7 @@ class Tick:
         self.requeue: float | None = None
         self.cause: str | None = None  # why the next transition happens, when not routine
         self.cause_reason: str | None = None  # its CamelCase reason
+        self.request_id: str | None = None  # the manual request behind the next transition
         self.spec: ModelRolloutSpec
 
     # status helpers ------------------------------------------------------------------------
@@ -327,6 +340,43 @@ class Tick:
         return Result(dumped, self.events, self.requeue)
 
     # the tick ------------------------------------------------------------------------------
+
+    def recover(self, spec: ModelRolloutSpec) -> None:
+        """Finish what an interrupted tick recorded but never wrote to status.
+
+        Every transition is appended to the audit chain *before* its actions run, so the
+        chain is a write-ahead log: records beyond ``status.auditSeq`` are decisions already
+        taken. They are replayed, never decided again (a rejected candidate must not get
+        traffic back because a crash came between moving traffic and writing status).
+        """
+        if self.deps.audit is None:
+            return
+        self.spec = spec
+        known = int(self.status.get("auditSeq") or 0)
+        records = self.deps.audit.read_records(self.rollout.namespace, self.rollout.name)
+        for record in (r for r in records if int(r.get("seq", 0)) > known):
+            self.replay(record)
+
+    def replay(self, record: Mapping[str, Any]) -> None:
+        try:
+            event: Event | None = Event(str(record.get("action")))
+        except ValueError:
+            event = None  # a hold: nothing to redo
+        if event is not None and accepts(self.phase, event):
+            previous = self.phase
+            if record.get("candidateRevision"):
+                self.status["candidateRevision"] = record["candidateRevision"]
+            row = transition(previous, event)
+            self.effect(row.effect)
+            self.status["phase"] = row.target.value
+            self.status["currentStep"] = record.get("step", self.status.get("currentStep"))
+            self.status["reason"] = record.get("reason", "")
+            self.status["message"] = record.get("message", "")
+            if record.get("request"):
+                self.status["handledAction"] = record["request"]
+            kind = "Warning" if row.target in WARNING_PHASES else "Normal"
+            self.event(kind, row.target.value, f"{record.get('message', '')} (recovered)"[:1024])
+        self.remember(record)
 
     def run(self, spec: ModelRolloutSpec) -> None:
         self.spec = spec
@@ -414,6 +464,7 @@ class Tick:
         self.status["pausedReason"] = "manual" if event is Event.HALT else None
         self.event("Normal", "ManualAction", f"{action} requested")
         self.cause, self.cause_reason = f"{action} requested", "ManualAction"
+        self.request_id = request_id
         return event
 
     def action_event(self, action: str) -> Event | None:
@@ -817,7 +868,7 @@ class Tick:
         self.cause = self.cause_reason = None
         self.status["reason"] = reason
         message = f"{source.value} -> {target.value} ({event.value}): {cause}"
-        kind = "Warning" if target in (Phase.ROLLING_BACK, Phase.PAUSED, Phase.FAILED) else "Normal"
+        kind = "Warning" if target in WARNING_PHASES else "Normal"
         self.event(kind, f"{target.value}", message[:1024])
         self.audit_record(event.value, str(reason), message)
 
@@ -835,6 +886,23 @@ class Tick:
         return self.deps.audit.append(
             self.rollout.namespace, self.rollout.name, build, [self.rollout.owner]
         )
+
+    def remember(self, record: Mapping[str, Any]) -> None:
+        """Status follows the chain: its head, and a summary among the last decisions."""
+        self.status["auditSeq"] = int(record["seq"])
+        self.status["auditHead"] = str(record["hash"])
+        summary = DecisionRecord(
+            seq=int(record["seq"]),
+            time=str(record.get("time", "")),
+            action=str(record.get("action", "")),
+            reason=str(record.get("reason", "")),
+            phase=str(record.get("phase", "")),
+            step=record.get("step"),
+            candidate_revision=record.get("candidateRevision"),
+            prev_hash=str(record["prev_hash"]),
+            hash=str(record["hash"]),
+        ).model_dump(by_alias=True, mode="json")
+        self.status["decisions"] = [*self.status.get("decisions", []), summary][-KEPT_DECISIONS:]
 
     def routine_cause(self, event: Event) -> str:
         """The readable cause of a transition that no analysis or person explained."""
@@ -868,23 +936,11 @@ class Tick:
             "verdict": self.status.get("verdict"),
             "evidence": self.status.get("evidence", []),
         }
+        if self.request_id and action != Action.HOLD.value:
+            payload["request"], self.request_id = self.request_id, None
         record = self.append_audit(payload)
-        seq = int(record["seq"])
         log.info("decision %s", json.dumps(record, sort_keys=True))
-        self.status["auditSeq"] = seq
-        self.status["auditHead"] = record["hash"]
-        summary = DecisionRecord(
-            seq=seq,
-            time=payload["time"],
-            action=action,
-            reason=reason,
-            phase=self.phase.value,
-            step=payload["step"],
-            candidate_revision=payload["candidateRevision"],
-            prev_hash=record["prev_hash"],
-            hash=record["hash"],
-        ).model_dump(by_alias=True, mode="json")
-        self.status["decisions"] = [*self.status.get("decisions", []), summary][-KEPT_DECISIONS:]
+        self.remember(record)
         if self.deps.operator_metrics is not None:
             self.deps.operator_metrics.count_decision(action, reason)
         if self.deps.notifier is not None:

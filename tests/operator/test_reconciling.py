@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from fairshift.k8s.errors import Unreachable
 from fairshift.reconciling import Reconciler
-from tests.operator.world import NS, TARGET, World, spec
+from tests.operator.world import NAME, NS, TARGET, World, spec
 
 
 def started() -> World:
@@ -222,3 +224,53 @@ def test_release_before_deletion_restores_traffic_and_the_target() -> None:
     Reconciler(world.dependencies()).release(world.rollout())
     assert world.weights() == (100, 0, 0)
     assert world.deployment(TARGET)["spec"]["replicas"] == 2
+
+
+def canary_share_written(world: World, since: int) -> list[int]:
+    """Canary weights of every HTTPRoute write after write number ``since``."""
+    shares = []
+    for write in world.workloads.objects.writes[since:]:
+        if write.kind == "HTTPRoute" and write.body:
+            for rule in write.body.get("spec", {}).get("rules", []):
+                refs = rule.get("backendRefs", [])
+                shares += [r.get("weight", 0) for r in refs if r["name"].endswith("-canary")]
+    return shares
+
+
+def test_a_crash_before_status_is_written_replays_the_chain_and_never_re_decides() -> None:
+    """The tick that rolls back moves traffic, records its decisions, then dies before its
+    status is written: the next operator replays the chain instead of deciding again."""
+    world = started()
+    world.metrics.candidate_tpr = {("F", "old"): 0.5}
+    world.new_revision()
+    for _ in range(30):
+        before = copy.deepcopy(world.status)
+        world.tick()
+        if world.status["phase"] in ("RollingBack", "RolledBack"):
+            break
+    world.status = before  # the crash: this tick's status never reached the API server
+    crash_point = len(world.workloads.objects.writes)
+    world.until_phase("RolledBack", limit=10)
+    assert world.weights() == (100, 0, 0)
+    assert all(share == 0 for share in canary_share_written(world, crash_point))
+    actions = [r["action"] for r in world.audit.read_records(NS, NAME)]
+    assert actions.count("analysis-failed") == 1, actions
+    assert world.audit_ok()
+    assert world.status["reason"] == "GateFailed"
+
+
+def test_a_manual_request_replayed_after_a_crash_is_not_applied_twice() -> None:
+    world = started()
+    world.new_revision()
+    world.until(lambda w: w.status.get("phase") == "Canary")
+    world.act("pause", "once")
+    before = copy.deepcopy(world.status)
+    world.tick()
+    assert world.status["phase"] == "Paused"
+    world.status = before  # crash before status
+    world.tick()
+    assert world.status["phase"] == "Paused" and world.status["handledAction"] == "once"
+    assert not any(reason == "ActionRefused" for _, reason, _ in world.events)
+    actions = [r["action"] for r in world.audit.read_records(NS, NAME)]
+    assert actions.count("halt") == 1, actions
+    assert world.audit_ok()
