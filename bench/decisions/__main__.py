@@ -1,6 +1,7 @@
 """Command line: ``python -m bench.decisions [--seeds N] [--quick] [--out DIR] [--workers K]``.
 
 ``--quick`` (CI smoke) runs 3 seeds per scenario at 1000 requests/s and prints the tables.
+``--report-only`` redoes the report from the outcomes a previous run saved.
 Otherwise every scenario runs at 10, 100 and 1000 requests/s with ``--seeds`` rollouts (five
 times as many for the A/A and fair scenarios), the tables are printed, figures are written
 to ``DIR`` and the results block of ``DIR.md`` is replaced (text outside it is kept).
@@ -20,7 +21,7 @@ import numpy as np
 
 from bench.decisions.oracle import OracleTimes, oracle_minutes
 from bench.decisions.report import all_tables, detection_figure, tradeoff_figure
-from bench.decisions.run import RunResult, run_all
+from bench.decisions.run import RunResult, load, run_all, save
 from bench.decisions.summary import Row, fairshift_verdicts, rows
 from bench.decisions.world import SCENARIOS
 
@@ -34,6 +35,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--seed", type=int, default=20261122, help="base random seed")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="redo tables, figures and DIR.md from DIR/outcomes.csv without simulating",
+    )
     return parser.parse_args(argv)
 
 
@@ -71,8 +77,9 @@ def results_block(command: str, result: RunResult, tables: str, levels: list[int
             f"Command: `{command}`",
             "",
             f"Machine: {machine()}. Wall time {result.wall_seconds / 60:.1f} min; "
-            f"{result.looks} engine looks at {per_look:.1f} ms each (evaluate + decide, "
-            "every gate on every slice).",
+            f"{result.looks} engine looks at {per_look:.1f} ms of CPU each (evaluate + "
+            "decide, every gate on every slice). Outcomes of every rollout: "
+            "`benchmarks/outcomes.csv`.",
             "",
             tables,
             *figures,
@@ -95,19 +102,25 @@ def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
     levels = [1000] if args.quick else [10, 100, 1000]
     seeds = 3 if args.quick else args.seeds
-    result = run_all(levels, seeds, args.seed, args.quick, args.workers)
+    if args.report_only:
+        result = load(args.out / "outcomes.csv")
+    else:
+        result = run_all(levels, seeds, args.seed, args.quick, args.workers)
     table_rows: list[Row] = rows(result.outcomes, oracles(levels))
     tables = all_tables(table_rows, fairshift_verdicts(table_rows))
     print(tables)
     per_look = 1000 * result.engine_seconds / max(result.looks, 1)
-    print(f"wall {result.wall_seconds:.1f} s; {result.looks} engine looks, {per_look:.1f} ms each")
+    print(f"wall {result.wall_seconds:.1f} s; {result.looks} looks, {per_look:.1f} ms CPU each")
     if args.quick:
         return
     args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        save(result, args.out / "outcomes.csv")
     tradeoff_figure(table_rows, result.outcomes, args.out / "tradeoff.png")
     for rps in levels:
         detection_figure(table_rows, result.outcomes, rps, args.out / f"detection-{rps}rps.png")
-    command = "python -m bench.decisions " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = [a for a in (sys.argv[1:] if argv is None else argv) if a != "--report-only"]
+    command = "python -m bench.decisions " + shlex.join(given)
     block = results_block(command.strip(), result, tables, levels)
     write_markdown(args.out.with_suffix(".md"), block)
 

@@ -98,8 +98,14 @@ def detection_table(rows: list[Row], scenario: str) -> str:
 
 
 def verdict_table(verdicts: list[Verdict]) -> str:
-    body = [[v.target, v.where, v.value, "met" if v.met else "**missed**"] for v in verdicts]
+    body = [[v.target, v.where, v.value, verdict_word(v)] for v in verdicts]
     return table(["target", "where", "fairshift", "verdict"], body)
+
+
+def verdict_word(v: Verdict) -> str:
+    if "not judged" in v.target:
+        return "n/a"
+    return "met" if v.met else "**missed**"
 
 
 def all_tables(rows: list[Row], verdicts: list[Verdict]) -> str:
