@@ -148,23 +148,34 @@ def test_tpr_drop_for_one_group_is_rolled_back_during_canary(scenario: Scenario)
 
 # --- 3. a bias in one intersection only is caught -----------------------------------------------
 
-# Older women lose 0.3 of TPR; older men gain it back and the younger groups are nudged so that
-# every marginal group (sex=F, sex=M, each age band) keeps the stable TPR of 0.7.
+# Older women lose 0.4 of TPR. Older men and younger women gain a little, so that the marginal
+# groups move much less (sex=F by about 0.06, age_band=60+ by about 0.15) than the margin of
+# 0.2, while the older women's gap grows by 0.4: only the intersection gates can see it.
+# (A gap is a gap either way, so the compensation stays small: a large gain for older men
+# would be a disparity of its own.)
 INTERSECTION_BIAS = {
-    "sex=F,age_band=60+": {"tpr": -0.3},
-    "sex=M,age_band=60+": {"tpr": 0.3},
-    "sex=F,age_band=18-29": {"tpr": 0.075},
-    "sex=F,age_band=30-59": {"tpr": 0.075},
-    "sex=M,age_band=18-29": {"tpr": -0.075},
-    "sex=M,age_band=30-59": {"tpr": -0.075},
+    "sex=F,age_band=60+": {"tpr": -0.4},
+    "sex=M,age_band=60+": {"tpr": 0.1},
+    "sex=F,age_band=18-29": {"tpr": 0.02},
+    "sex=F,age_band=30-59": {"tpr": 0.02},
 }
 
 
 def test_bias_in_one_intersection_only_is_caught(scenario: Scenario) -> None:
     world = scenario
-    stable = {**STABLE_MODEL, "tpr": 0.7}
-    world.start(canary_rollback_spec(world), model=stable, rate=300)
-    world.set_model({**stable, "seed": 2, "bias": INTERSECTION_BIAS})
+    gates = [
+        {"name": "equal-opportunity", "metric": "tpr_gap", "maxIncrease": 0.2},
+        {"name": "four-fifths", "metric": "disparate_impact", "min": 0.8},
+        {"name": "accuracy", "metric": "accuracy", "maxDecrease": 0.1},
+    ]
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 50},
+        {"analyze": {"duration": "30s", "maxDuration": "150s"}},
+        {"setWeight": 80},
+        {"analyze": {"duration": "30s", "maxDuration": "150s"}},
+    ]
+    world.start(rollout(world.prometheus.url, steps=steps, gates=gates), rate=300)
+    world.set_model({**fair_candidate(), "bias": INTERSECTION_BIAS})
 
     status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=300)
     assert_rolled_back(world, status)
@@ -175,9 +186,7 @@ def test_bias_in_one_intersection_only_is_caught(scenario: Scenario) -> None:
     assert any(e["slice"] == "age_band=60+,sex=F" for e in failed), failed
     marginal = [e for e in status["evidence"] if "," not in e["slice"]]
     assert all(e["outcome"] != "fail" for e in marginal), marginal
-    assert "age_band=60+,sex=F" in status["message"] or any(
-        e["slice"] == "age_band=60+,sex=F" for e in failed[:1]
-    )
+    assert "age_band=60+,sex=F" in status["message"], status["message"]
     world.verify_audit()
     world.regression_to_rollback()
 

@@ -46,20 +46,17 @@ EXAMPLE = Path("examples") / "demo-rollout.yaml"
 CLUSTER_SH = Path("e2e") / "cluster.sh"
 TERMINAL = ("Succeeded", "RolledBack", "Failed")
 
-# Older women lose 0.3 of true positive rate; the other groups are nudged so that every
-# marginal group (sex=F, sex=M, each age band) keeps the stable model's TPR: only the
-# intersection gates can see it.
+# Older women lose 0.4 of true positive rate; older men and younger women gain a little, so
+# that every marginal group (sex=F, sex=M, each age band) stays within the gate's margin of
+# 0.2: only the intersection gates can see it.
 BIASED_CANDIDATE: dict[str, Any] = {
     "seed": 2,
-    "tpr": 0.7,
     "latency_ms": 20,
     "bias": {
-        "sex=F,age_band=60+": {"tpr": -0.3},
-        "sex=M,age_band=60+": {"tpr": 0.3},
-        "sex=F,age_band=18-29": {"tpr": 0.075},
-        "sex=F,age_band=30-59": {"tpr": 0.075},
-        "sex=M,age_band=18-29": {"tpr": -0.075},
-        "sex=M,age_band=30-59": {"tpr": -0.075},
+        "sex=F,age_band=60+": {"tpr": -0.4},
+        "sex=M,age_band=60+": {"tpr": 0.1},
+        "sex=F,age_band=18-29": {"tpr": 0.02},
+        "sex=F,age_band=30-59": {"tpr": 0.02},
     },
 }
 
@@ -238,7 +235,7 @@ class Demo:
         header = Text.from_markup(
             f"[bold]fairshift demo[/]  namespace [bold]{self.namespace}[/]  "
             f"{elapsed:.0f}s of at most {self.args.time_limit:.0f}s  "
-            "[dim](candidate: TPR -0.3 for older women only; every marginal group unchanged)[/]"
+            "[dim](candidate: TPR -0.4 for older women; every marginal group within the margin)[/]"
         )
         parts: list[Any] = [header]
         if obj:
