@@ -280,9 +280,10 @@ class Demo:
             f"  operator and data plane logs: {self.workdir}",
             soft_wrap=True,
         )
-        if self.brought_up and not self.args.keep:
+        if not self.args.keep:
+            going = "the cluster it brought up" if self.brought_up else f"namespace {ns}"
             self.console.print(
-                "[dim]the demo brought the cluster up and now takes it down; "
+                f"[dim]the demo now removes {going}; "
                 "run `fairshift demo --keep` to look around afterwards[/]"
             )
 
