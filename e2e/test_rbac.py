@@ -66,7 +66,15 @@ def fresh_namespace(kubectl: Kubectl, name: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def namespace(kubectl: Kubectl) -> Iterator[str]:
+def modelrollout_crd(kubectl: Kubectl) -> None:
+    """The ModelRollout CRD, applied server-side and established (this module may run first)."""
+    crd_file = str(ROOT / "crds" / "modelrollouts.yaml")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", crd_file)
+    kubectl.wait("crd/modelrollouts.fairshift.io", "condition=Established", timeout=60)
+
+
+@pytest.fixture(scope="module")
+def namespace(kubectl: Kubectl, modelrollout_crd: None) -> Iterator[str]:
     """The one namespace the operator watches in this module."""
     yield from fresh_namespace(kubectl, f"rbac-{secrets.token_hex(3)}")
 
