@@ -636,20 +636,14 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     assert counts.get("noEndpoint", 0) < 0.01 * sum(v for k, v in counts.items() if ":" in k)
 
 
-KNOWN_CRASH_WINDOW_BUG = (
-    "reconciling.py acts (audit append, route change) before status is written and, after a "
-    "crash in between, re-decides from the old status: the route goes back to the canary "
-    "weight and the rollback decision is recorded twice"
-)
-
-
-@pytest.mark.xfail(reason=KNOWN_CRASH_WINDOW_BUG, strict=False)
 def test_operator_killed_right_after_moving_traffic_back_repeats_nothing(
     scenario: Scenario,
 ) -> None:
     """The narrowest crash window: traffic is back on primary (the route says so) but the
-    operator has not written status yet. A restarted operator must finish the rollback
-    without recording the rollback decision a second time."""
+    operator has not written status yet. A restarted operator must finish the rollback from
+    the audit chain (its write-ahead log) without deciding again: no traffic for the rejected
+    candidate, no second rollback record. (Before the fix, the route went back to the canary
+    weight for a tick and the rollback was recorded twice.)"""
     world = scenario
     world.start(canary_rollback_spec(world), rate=300)
     exposed: list[tuple[int, int, int]] = []
