@@ -16,7 +16,7 @@ from fairshift.api.spec import Analysis, Gate
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
 from fairshift.engine.counts import VersionCounts, slice_name
-from fairshift.engine.harm import Measurement, measure_gate
+from fairshift.engine.harm import Measurement, measure_gate, population
 from fairshift.engine.intervals import ConfidenceInterval
 
 FAILING = (Outcome.FAIL, Outcome.WARN)
@@ -274,8 +274,11 @@ def evaluate(
 ) -> Evaluation:
     """Measure and judge every gate on every slice."""
     chosen = tuple(gates if gates is not None else analysis.gates)
+    groups = (population(stable, analysis.slices), population(candidate, analysis.slices))
     measurements = [
-        m for gate in chosen for m in measure_gate(gate, analysis.slices, stable, candidate)
+        m
+        for gate in chosen
+        for m in measure_gate(gate, analysis.slices, stable, candidate, populations=groups)
     ]
     critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
     cells = [

@@ -605,12 +605,17 @@ def measure_gate(
     stable: VersionCounts,
     candidate: VersionCounts,
     policy: ReferencePolicy | None = None,
+    populations: tuple[Population, Population] | None = None,
 ) -> list[Measurement]:
-    """Every slice measurement of ``gate`` (empty when the data has none)."""
+    """Every slice measurement of ``gate`` (empty when the data has none).
+
+    ``populations`` (stable's and candidate's groups) may be passed in when several gates are
+    measured on the same counts, so the groups are summed once per look.
+    """
     if gate.query is not None:
         return [query_measurement(gate, candidate)]
     info = metric_info(str(gate.metric))
-    s_pop, c_pop = population(stable, slices), population(candidate, slices)
+    s_pop, c_pop = populations or (population(stable, slices), population(candidate, slices))
     keys = [key for key, _, _ in slice_pairs(s_pop, c_pop)]
     if info.family is MetricFamily.RATE:
         return rate_measurements(gate, s_pop, c_pop)

@@ -49,6 +49,7 @@ certainty. Nothing here does I/O or reads a clock.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Literal
@@ -93,7 +94,11 @@ def proportion_variance(p: Proportion) -> float | None:
     """
     if p.trials <= 0.0:
         return None
-    return float(proportion_variances([p.successes], [p.trials])[0])
+    if not 0.0 <= p.successes <= p.trials:
+        raise ValueError("need 0 <= successes <= trials and trials > 0")
+    n_tilde = p.trials + 2.0 * PSEUDO_COUNT
+    p_tilde = (p.successes + PSEUDO_COUNT) / n_tilde
+    return p_tilde * (1.0 - p_tilde) / n_tilde
 
 
 def proportion_variances(successes: npt.ArrayLike, trials: npt.ArrayLike) -> FloatArray:
@@ -293,14 +298,38 @@ def normal_mixture_one_sided_width(variance: float | None, alpha: float, tau: fl
         return math.inf
     variance_array = np.array([known])
     target = math.log(1.0 / alpha) + 0.5 * float(_log_variance_ratio(variance_array, tau)[0])
-
-    def excess(u: float) -> float:
-        return float(_log_half_normal_factor(np.array([u]))[0]) - target
-
-    # At u = -2 the factor is below ln(sqrt(2/pi)/2) < 0 < target; at u >= 0 it is at least
-    # u^2/2, so sqrt(2 target) + 1 lies above the root.
-    u_root = float(brentq(excess, -2.0, math.sqrt(2.0 * target) + 1.0, xtol=1e-12))
+    u_root = _half_normal_root(target)
     return u_root * float(_mixture_scale(variance_array, tau)[0])
+
+
+def _half_normal_root(target: float) -> float:
+    """The ``u`` with ``ln(2 exp(u^2/2) Phi(u)) = target`` (``target > ln 2``, so ``u > 0``).
+
+    Newton's method from ``sqrt(2 target)``, which lies above the root: for ``u > 0`` the left
+    side is convex (its second derivative is ``1 + d/du [phi/Phi] > 0``), so the iterates
+    decrease monotonically onto the root. Brent's method is the fallback.
+    """
+    u = math.sqrt(2.0 * target)
+    for _ in range(60):
+        phi_over_cdf = math.exp(-0.5 * u * u - _log_cdf(u)) / math.sqrt(2.0 * math.pi)
+        excess = 0.5 * u * u + math.log(2.0) + _log_cdf(u) - target
+        step = excess / (u + phi_over_cdf)
+        u -= step
+        if abs(step) < 1e-13:
+            return u
+    return float(
+        brentq(
+            lambda v: float(_log_half_normal_factor(np.array([v]))[0]) - target,
+            -2.0,
+            math.sqrt(2.0 * target) + 1.0,
+            xtol=1e-12,
+        )
+    )
+
+
+def _log_cdf(u: float) -> float:
+    """``ln Phi(u)`` for ``u >= 0`` (where it is between ln 0.5 and 0, no cancellation)."""
+    return math.log(0.5 * math.erfc(-u / math.sqrt(2.0)))
 
 
 def normal_mixture_lower_bound(
@@ -343,6 +372,7 @@ def normal_mixture_bounds(
 # --- tuning tau ------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=256)
 def optimal_variance_ratio(alpha: float) -> float:
     """The ratio ``r = tau^2 / V*`` that makes the sequence tightest at variance ``V*``.
 
