@@ -288,6 +288,13 @@ class Demo:
             )
 
     def cleanup(self) -> None:
+        removing_namespace = not self.args.keep and not self.brought_up
+        if removing_namespace and "KUBECONFIG" in self.env:
+            # while the operator still runs: it hands traffic back and lifts its finalizer
+            self.kubectl(
+                "-n", self.namespace, "delete", "mro", ROLLOUT, "--ignore-not-found",
+                "--timeout=30s", check=False,
+            )  # fmt: skip
         for proc in self.processes:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
