@@ -342,6 +342,8 @@ def model_summary(model: Mapping[str, Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     console = Console()
+    if not console.is_terminal:  # a log file: wide enough for the gates table
+        console = Console(width=160)
     try:
         demo = Demo(args, console)
     except DemoError as error:
