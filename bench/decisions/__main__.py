@@ -14,7 +14,9 @@ import os
 import platform
 import re
 import shlex
+import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +66,26 @@ def machine() -> str:
     )
 
 
+def engine_version() -> str:
+    """The commit the engine was imported from, flagged when its files have local edits."""
+    import fairshift
+
+    root = Path(fairshift.__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "operator/fairshift"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{commit or 'unknown'}{'+local-edits' if dirty else ''}"
+
+
 def results_block(command: str, result: RunResult, tables: str, levels: list[int]) -> str:
     per_look = 1000 * result.engine_seconds / max(result.looks, 1)
     figures = ["![False rollbacks against time to detect](benchmarks/tradeoff.png)", ""]
@@ -75,6 +97,8 @@ def results_block(command: str, result: RunResult, tables: str, levels: list[int
             BEGIN,
             "",
             f"Command: `{command}`",
+            "",
+            f"Engine: fairshift at commit {result.engine}.",
             "",
             f"Machine: {machine()}. Wall time {result.wall_seconds / 60:.1f} min; "
             f"{result.looks} engine looks at {per_look:.1f} ms of CPU each (evaluate + "
@@ -105,7 +129,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.report_only:
         result = load(args.out / "outcomes.csv")
     else:
-        result = run_all(levels, seeds, args.seed, args.quick, args.workers)
+        engine = engine_version()
+        result = replace(run_all(levels, seeds, args.seed, args.quick, args.workers), engine=engine)
     table_rows: list[Row] = rows(result.outcomes, oracles(levels))
     tables = all_tables(table_rows, fairshift_verdicts(table_rows))
     print(tables)

@@ -106,6 +106,7 @@ class RunResult:
     looks: int
     engine_seconds: float
     wall_seconds: float
+    engine: str = "unknown"
 
 
 def run_all(rps_levels: list[int], seeds: int, seed: int, quick: bool, workers: int) -> RunResult:
@@ -130,7 +131,7 @@ def save(result: RunResult, path: Path) -> None:
     with path.open("w", newline="") as handle:
         handle.write(
             f"# looks={result.looks} engine_seconds={result.engine_seconds:.1f} "
-            f"wall_seconds={result.wall_seconds:.1f}\n"
+            f"wall_seconds={result.wall_seconds:.1f} engine={result.engine}\n"
         )
         writer = csv.writer(handle)
         writer.writerow(FIELDS)
@@ -155,5 +156,9 @@ def load(path: Path) -> RunResult:
             for row in reader
         ]
     return RunResult(
-        outcomes, int(cost["looks"]), float(cost["engine_seconds"]), float(cost["wall_seconds"])
+        outcomes,
+        int(cost["looks"]),
+        float(cost["engine_seconds"]),
+        float(cost["wall_seconds"]),
+        cost.get("engine", "unknown"),
     )
