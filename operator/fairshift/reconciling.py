@@ -811,9 +811,11 @@ class Tick:
         """The route sends what this phase and step want: written, then read back."""
         wanted = self.desired_weights()
         router = self.router()
-        if router.get_weights() != wanted:
+        live = router.get_weights()
+        if live != wanted:
             self.set_traffic(wanted)
-        verified = router.verify() is True and router.get_weights() == wanted
+            live = router.get_weights()
+        verified = live == wanted and router.verify() is True
         if not verified:
             self.say("waiting for the route to show the new weights", "RouteNotReady")
             self.requeue = 3.0
