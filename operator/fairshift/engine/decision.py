@@ -56,9 +56,10 @@ def describe(cell: CellResult) -> str:
     where = slice_name(m.slice)
     value = "no value" if m.candidate_value is None else f"{m.candidate_value:.4g}"
     stable = "" if m.stable_value is None else f" (stable {m.stable_value:.4g})"
+    why = f"; {m.note}" if m.note else ""
     return (
         f"gate {m.gate.name} ({m.gate.metric or 'query'} {m.gate.bound_kind} "
-        f"{m.gate.threshold:g}) is {cell.outcome.value} on {where}: candidate {value}{stable}"
+        f"{m.gate.threshold:g}) is {cell.outcome.value} on {where}: candidate {value}{stable}{why}"
     )
 
 

@@ -283,15 +283,17 @@ def fairness_measurement(
     )
     if is_relative(gate):
         estimate, variance = difference(candidate, stable)
-        region = relative_region(gate)
+        region, note = relative_region(gate), ""
         if gate.metric in SIGNED_GAPS and gate.bound_kind == "maxIncrease" and stable:
             region = magnitude_region(stable.value, gate.threshold)
+            note = f"the gap's size may grow by at most {gate.threshold:g}, in either direction"
         return replace(
             common,
             estimate=estimate,
             variance=variance,
             acceptable=region,
             margin_scale=max(gate.threshold, 0.01),
+            note=note,
         )
     if gate.metric == "disparate_impact":
         low, high = absolute_region(gate)
