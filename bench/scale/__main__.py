@@ -53,9 +53,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", type=int, default=None, help="also profile at this N")
     parser.add_argument("--max-inflight", type=int, default=50)
     parser.add_argument("--analyze", default="2h", help="duration of the analysis step")
+    parser.add_argument(
+        "--setup-interval", default="1h", help="analysis interval while the rollouts are set up"
+    )
     parser.add_argument("--setup-timeout", type=float, default=1800.0)
     parser.add_argument("--keep", action="store_true", help="keep namespaces and node")
     parser.add_argument("--json", default=None, help="also write raw results here")
+    parser.add_argument(
+        "--cleanup", action="store_true", help="only remove what a --keep run left, then exit"
+    )
     return parser.parse_args(argv)
 
 
@@ -93,6 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     two = [Scenario("a2" if not args.quick else "q2", TWO, n, per_ns) for n in sizes]
     three = Scenario("a3" if not args.quick else "q3", THREE, slices_n, per_ns)
     scratch = workdir()
+    if args.cleanup:
+        with Bench(scratch) as bench:
+            bench.adopt_leftovers()
+        return 0
     log(f"logs and profiles in {scratch}")
     rows: list[Measurement] = []
     profile_text = None
@@ -102,7 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench.open(node_pods=pods)
             phases = bench.drive(
                 [two[-1], three],
-                interval_text,
+                args.setup_interval,
                 args.max_inflight,
                 args.setup_timeout,
                 args.analyze,

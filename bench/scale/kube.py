@@ -81,7 +81,7 @@ class Kube:
         return True
 
     def ensure_node(self, body: Mapping[str, Any]) -> bool:
-        """Create the node if absent, with its capacity and only its own taint; True if new.
+        """Create the node if absent; set its capacity and only its own taint; True if new.
 
         The API server's admission adds ``node.kubernetes.io/not-ready`` to a new node, and
         the e2e controller manager runs without the node lifecycle controller that would
@@ -95,10 +95,10 @@ class Kube:
             if error.status != 404:
                 raise
             self.core.create_node(dict(body), _preload_content=False, _request_timeout=TIMEOUT)
-            self.core.patch_node_status(
-                name, {"status": body["status"]}, _preload_content=False, _request_timeout=TIMEOUT
-            )
             created = True
+        self.core.patch_node_status(
+            name, {"status": body["status"]}, _preload_content=False, _request_timeout=TIMEOUT
+        )
         self.core.patch_node(
             name,
             {"spec": {"taints": body["spec"]["taints"]}},
@@ -130,6 +130,12 @@ class Kube:
         except ApiException as error:
             if error.status != 409:
                 raise
+
+    def labelled_namespaces(self, label: str, value: str) -> list[str]:
+        response = self.core.list_namespace(
+            label_selector=f"{label}={value}", _preload_content=False, _request_timeout=TIMEOUT
+        )
+        return [item["metadata"]["name"] for item in body_of(response)["items"]]
 
     def namespace_exists(self, name: str) -> bool:
         try:
@@ -213,6 +219,19 @@ class Kube:
             for item in body_of(response)["items"]
             if item["metadata"]["name"].endswith("-audit")
         ]
+
+    def set_interval(self, namespace: str, name: str, interval: str) -> None:
+        """Change a rollout's ``analysis.interval`` (a spec change; the rollout goes on)."""
+        self.custom.patch_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"spec": {"analysis": {"interval": interval}}},
+            _preload_content=False,
+            _request_timeout=TIMEOUT,
+        )
 
     def drop_finalizers(self, namespace: str, name: str) -> None:
         """Let a rollout go without an operator (kopf's finalizer would wait for one)."""

@@ -112,7 +112,7 @@ def quantile(q: float, buckets: Sequence[tuple[float, float]]) -> float:
     for bound, count in buckets:
         if count >= rank:
             if math.isinf(bound):
-                return lower_bound  # beyond the last finite bucket: its bound, as PromQL does
+                return math.inf  # beyond the last finite bucket (PromQL answers its bound)
             if count == lower_count:
                 return bound
             return lower_bound + (bound - lower_bound) * (rank - lower_count) / (

@@ -65,6 +65,8 @@ def machine() -> dict[str, str]:
 def fmt(value: float, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    if math.isinf(value):
+        return "> 10000"  # in the histogram's +Inf bucket (the last finite one is 10 s)
     return f"{value:.{digits}f}"
 
 

@@ -209,6 +209,21 @@ class Bench:
             lambda: self.kube is not None and self.kube.node_ready(workload.NODE), 120, "node Ready"
         )
 
+    def adopt_leftovers(self) -> None:
+        """Take over what an earlier run kept (``--keep``), so that ``close`` removes it."""
+        if not kube_mod.cluster_up():
+            log("the e2e cluster is not running: nothing to clean up")
+            return
+        self.env = kube_mod.cluster_env()
+        self.kube = Kube(self.env["KUBECONFIG"])
+        self.namespaces = set(
+            self.kube.labelled_namespaces(workload.BENCH_LABEL, workload.TAINT_VALUE)
+        )
+        self.node_created = True
+        sd_dir = Path(self.env["FAIRSHIFT_PROMETHEUS_SD_DIR"])
+        self.sd_files = sorted(sd_dir.glob(f"{PREFIX}-*.json"))
+        log(f"removing {len(self.namespaces)} namespaces, {len(self.sd_files)} targets, the node")
+
     @property
     def prometheus(self) -> str:
         return self.env["FAIRSHIFT_PROMETHEUS_URL"]
@@ -279,6 +294,8 @@ class Bench:
             str(stable),
             "--candidate-port",
             str(candidate),
+            "--rate",
+            "20",
         ]
         process = Process(f"exporter {namespace}", argv, self.workdir / f"exporter-{namespace}.log")
         self.exporters[namespace] = process
@@ -353,6 +370,9 @@ class Bench:
 
         Rollouts are created in waves so that no more than ``max_inflight`` are on their way
         (created, not yet analysing): the shared controller manager never gets a long queue.
+        They are created with the analysis interval ``interval`` (long: each analyses once
+        when it reaches its step, so the setup operator spends its time bringing the others
+        there); :meth:`measure` sets the measured interval first.
         """
         assert self.kube is not None
         kube = self.kube
@@ -365,19 +385,36 @@ class Bench:
                 self.ensure_exporter(namespace, scenario.attributes)
             members += [(scenario, ns, name) for ns, name in scenario.members()]
         namespaces = sorted({ns for _, ns, _ in members})
-        operator, _ = self.start_operator(namespaces, 5.0, "setup")
+        # one setup operator per namespace: a single process ticks each rollout far less often
+        # than every 5 s once hundreds exist (see the findings), which would make setup slow
+        operators = [
+            self.start_operator([namespace], 5.0, f"setup-{namespace}")[0]
+            for namespace in namespaces
+        ]
         created = 0
+        wanted = {ns: sum(1 for _, n, _ in members if n == ns) for ns in namespaces}
+        finished: set[str] = set()
+        rollouts: dict[tuple[str, str], dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         phases: dict[str, int] = {}
         try:
             while True:
-                rollouts: dict[tuple[str, str], dict[str, Any]] = {}
                 for namespace in namespaces:
-                    for name, item in kube.rollouts(namespace).items():
+                    if namespace in finished:
+                        continue  # every rollout there analyses: no need to list it again
+                    listed = kube.rollouts(namespace)
+                    for name, item in listed.items():
                         rollouts[(namespace, name)] = item
+                    if len(listed) == wanted[namespace] and all(
+                        done(item.get("status") or {}) for item in listed.values()
+                    ):
+                        finished.add(namespace)
                 phases = {}
                 analysing = 0
                 for (namespace, name), item in rollouts.items():
+                    if item["spec"]["analysis"]["interval"] != interval:
+                        kube.set_interval(namespace, name, interval)
+                        item["spec"]["analysis"]["interval"] = interval
                     status = item.get("status") or {}
                     phase = str(status.get("phase") or "New")
                     phases[phase] = phases.get(phase, 0) + 1
@@ -389,9 +426,7 @@ class Bench:
                         )
                 existing = sum(1 for _, ns, name in members if (ns, name) in rollouts)
                 created = max(created, existing)
-                settled = sum(
-                    phases.get(p, 0) for p in ("RolledBack", "Paused", "Failed", "Succeeded")
-                )
+                settled = sum(phases.get(p, 0) for p in SETTLED)
                 inflight = created - analysing - settled
                 while created < len(members) and inflight < max_inflight:
                     scenario, namespace, name = members[created]
@@ -413,14 +448,24 @@ class Bench:
                 if time.monotonic() > deadline:
                     log("setup: deadline reached; measuring what is there")
                     break
-                if not operator.alive():
-                    raise RuntimeError(f"the setup operator exited; see {operator.log_path}")
+                for operator in operators:
+                    if not operator.alive():
+                        raise RuntimeError(f"a setup operator exited; see {operator.log_path}")
                 time.sleep(5.0)
         finally:
-            self.stop_process(operator)
+            for operator in operators:
+                self.stop_process(operator)
         return phases
 
     # measurement ---------------------------------------------------------------------------
+
+    def set_interval(self, scenario: Scenario, interval: str) -> None:
+        """Give every rollout of ``scenario`` the analysis interval ``interval``."""
+        assert self.kube is not None
+        for namespace in scenario.namespaces:
+            for name, item in self.kube.rollouts(namespace).items():
+                if item["spec"]["analysis"]["interval"] != interval:
+                    self.kube.set_interval(namespace, name, interval)
 
     def audit_kib(self, namespace: str) -> float:
         """Mean size of the audit records kept per rollout in ``namespace``, KiB."""
@@ -439,6 +484,7 @@ class Bench:
     ) -> Measurement:
         """Run one operator for the scenario's namespaces and measure ``intervals`` intervals."""
         label = f"{scenario.key}-{scenario.rollouts}" + ("-profiled" if profile else "")
+        self.set_interval(scenario, f"{seconds:g}s")
         operator, url = self.start_operator(scenario.namespaces, tick, label, profile)
         result = Measurement(scenario, tick, seconds)
         others = cluster_pids(Path(self.env.get("FAIRSHIFT_E2E_RUN", "")))
@@ -481,6 +527,15 @@ class Bench:
         finally:
             self.stop_process(operator)
         return result
+
+
+SETTLED = ("RolledBack", "Paused", "Failed", "Succeeded")
+
+
+def done(status: dict[str, Any]) -> bool:
+    """The rollout analyses (Canary, analysis step) or will not move again by itself."""
+    phase = status.get("phase")
+    return (phase == "Canary" and status.get("currentStep") == 1) or phase in SETTLED
 
 
 def fill_from_metrics(
