@@ -125,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.profile and not args.quick:
                 scenario = next((s for s in two if s.rollouts == args.profile), two[-1])
                 path = scratch / f"operator-{scenario.rollouts}.prof"
-                bench.measure(scenario, args.tick, seconds, intervals, warmup, profile=path)
+                try:
+                    bench.measure(scenario, args.tick, seconds, intervals, warmup, profile=path)
+                except (OSError, RuntimeError) as error:  # the tables above still count
+                    log(f"the profiled run failed: {error}")
                 if path.exists():
                     profile_text = report.profile_summary(path)
                     print(profile_text, flush=True)

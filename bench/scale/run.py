@@ -353,8 +353,8 @@ class Bench:
         wait_until(lambda: process.alive() and reachable(url), 60, f"operator {label} /metrics")
         return process, url
 
-    def stop_process(self, process: Process) -> None:
-        process.stop()
+    def stop_process(self, process: Process, timeout: float = STOP_TIMEOUT) -> None:
+        process.stop(timeout)
         if process in self.processes:
             self.processes.remove(process)
 
@@ -492,7 +492,7 @@ class Bench:
             log(f"{label}: warm-up {warmup:.0f}s")
             sleep_watching(operator, warmup)
             start = time.monotonic()
-            cpu0, scrape0 = measure.cpu_seconds(operator.pid), measure.scrape(url)
+            cpu0, scrape0 = measure.cpu_seconds(operator.pid), measure.scrape(url, timeout=60)
             side0 = {name: safe_cpu(pid) for name, pid in others.items()}
             previous_cpu, previous_side = cpu0, dict(side0)
             previous_time = start
@@ -520,12 +520,13 @@ class Bench:
                     f"{label}: interval {index + 1}/{intervals}: cpu {result.cpu[-1]:.2f}s "
                     f"rss {result.rss[-1]:.0f} MiB"
                 )
-            scrape1 = measure.scrape(url)
+            scrape1 = measure.scrape(url, timeout=60)
             elapsed = time.monotonic() - start
             fill_from_metrics(result, scrape0, scrape1, seconds / elapsed * intervals)
             result.audit_kib = self.audit_kib(scenario.namespaces[0])
         finally:
-            self.stop_process(operator)
+            # a profiled operator writes its stats on the way out: give it time
+            self.stop_process(operator, timeout=180 if profile else STOP_TIMEOUT)
         return result
 
 
