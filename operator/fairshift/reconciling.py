@@ -557,6 +557,8 @@ class Tick:
             self.status["currentStep"] = None
 
     def restart_clocks(self) -> None:
+        """A step (re)starts: new analysis window, no evidence yet, a fresh error count."""
+        self.status["consecutiveErrors"] = 0
         self.status["stepStartedAt"] = iso(self.now)
         self.status["analysisStartedAt"] = iso(self.now)
         self.status["lastAnalysisAt"] = None
