@@ -13,7 +13,7 @@ install:  ## install fairshift with its test tools (editable)
 test: lint unit  ## the whole cluster-free suite: lint, types, layers, unit and property tests
 
 unit:  ## unit, property-based and simulation tests (no cluster)
-	$(PYTHON) -m pytest tests -q
+	$(PYTHON) -m pytest tests e2e/test_dataplane.py -q
 
 lint:  ## ruff, strict mypy, import-linter layer contracts, CRD freshness
 	$(PYTHON) -m ruff check operator tests e2e bench charts
