@@ -36,13 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"fairshift {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fairshift.commands.{name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"fairshift.commands.{name}":
-                raise
-            continue
-        module.register(subparsers)
+        importlib.import_module(f"fairshift.commands.{name}").register(subparsers)
     return parser
 
 
