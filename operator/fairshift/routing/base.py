@@ -183,3 +183,86 @@ def contains(live: Any, expected: Any) -> bool:
             and all(contains(a, b) for a, b in zip(live, expected, strict=True))
         )
     return bool(live == expected)
+
+
+class RouteObjectRouter:
+    """The lifecycle every mesh router shares: one route object, owned by the rollout.
+
+    Subclasses name the object (``api_version``, ``kind``), the optional spec field that must
+    be removed when the spec no longer sets it (``optional_field``), and build the ``spec`` for
+    some weights and read the weights back from a live object. Writes are skipped when the
+    live object already holds what would be written; the last write is kept in the
+    ``fairshift.io/weights`` annotation, so ``verify`` works across operator restarts.
+    """
+
+    api_version: str
+    kind: str
+    optional_field: str
+
+    def __init__(self, target: RouteTarget, objects: ObjectApi) -> None:
+        self._target = target
+        self._objects = objects
+
+    def _spec(self, weights: Weights) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _live_weights(self, live: dict[str, Any]) -> Weights | None:
+        raise NotImplementedError
+
+    def set_weights(self, weights: Weights) -> None:
+        live = self._read()
+        if live is None:
+            self._objects.create(
+                self.api_version, self.kind, self._target.namespace, self._body(weights)
+            )
+            return
+        require_owned(live, self._target, self.kind)
+        if decode_weights(live) == weights and self._matches(live, weights):
+            return
+        self._objects.patch(
+            self.api_version,
+            self.kind,
+            self._target.namespace,
+            self._target.rollout,
+            self._patch(weights),
+        )
+
+    def get_weights(self) -> Weights | None:
+        live = self._read()
+        return None if live is None else self._live_weights(live)
+
+    def verify(self) -> bool | None:
+        live = self._read()
+        if live is None:
+            return None
+        written = decode_weights(live)
+        return None if written is None else self._matches(live, written)
+
+    def finalize(self) -> None:
+        if self._read() is not None:
+            self.set_weights(ALL_TO_PRIMARY)
+
+    def _matches(self, live: dict[str, Any], weights: Weights) -> bool:
+        """Whether the live spec holds what ``weights`` would write, and no stale field."""
+        spec = self._spec(weights)
+        live_spec = live.get("spec") or {}
+        stale = self.optional_field not in spec and live_spec.get(self.optional_field)
+        return contains(live_spec, spec) and not stale
+
+    def _read(self) -> dict[str, Any] | None:
+        return self._objects.get(
+            self.api_version, self.kind, self._target.namespace, self._target.rollout
+        )
+
+    def _body(self, weights: Weights) -> dict[str, Any]:
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "metadata": route_metadata(self._target, weights),
+            "spec": self._spec(weights),
+        }
+
+    def _patch(self, weights: Weights) -> dict[str, Any]:
+        spec: dict[str, Any] = {self.optional_field: None, **self._spec(weights)}
+        annotations = {WEIGHTS_ANNOTATION: encode_weights(weights)}
+        return {"metadata": {"annotations": annotations}, "spec": spec}

@@ -13,17 +13,11 @@ from typing import Any
 
 from fairshift.api.spec import GatewayAPIRouting
 from fairshift.routing.base import (
-    ALL_TO_PRIMARY,
-    WEIGHTS_ANNOTATION,
     ObjectApi,
+    RouteObjectRouter,
     RouteTarget,
     RoutingError,
     Weights,
-    contains,
-    decode_weights,
-    encode_weights,
-    require_owned,
-    route_metadata,
     weights_from_amounts,
 )
 
@@ -31,68 +25,18 @@ API_VERSION = "gateway.networking.k8s.io/v1"
 KIND = "HTTPRoute"
 
 
-class GatewayAPIRouter:
+class GatewayAPIRouter(RouteObjectRouter):
     """Splits and mirrors traffic with a Gateway API HTTPRoute."""
+
+    api_version = API_VERSION
+    kind = KIND
+    optional_field = "hostnames"
 
     def __init__(self, target: RouteTarget, objects: ObjectApi) -> None:
         if target.routing.gateway_api is None:
             raise RoutingError(f"rollout {target.rollout} does not route through the Gateway API")
-        self._target = target
+        super().__init__(target, objects)
         self._routing: GatewayAPIRouting = target.routing.gateway_api
-        self._objects = objects
-
-    def set_weights(self, weights: Weights) -> None:
-        live = self._read()
-        if live is None:
-            self._objects.create(API_VERSION, KIND, self._target.namespace, self._route(weights))
-            return
-        require_owned(live, self._target, KIND)
-        if decode_weights(live) == weights and self._matches(live, weights):
-            return
-        self._objects.patch(
-            API_VERSION, KIND, self._target.namespace, self._target.rollout, self._patch(weights)
-        )
-
-    def get_weights(self) -> Weights | None:
-        live = self._read()
-        if live is None:
-            return None
-        return self._live_weights(live)
-
-    def verify(self) -> bool | None:
-        live = self._read()
-        if live is None:
-            return None
-        written = decode_weights(live)
-        if written is None:
-            return None
-        return self._matches(live, written)
-
-    def finalize(self) -> None:
-        if self._read() is not None:
-            self.set_weights(ALL_TO_PRIMARY)
-
-    def _matches(self, live: dict[str, Any], weights: Weights) -> bool:
-        """Whether the live spec holds what ``weights`` would write, and no stale hostnames."""
-        spec = self._spec(weights)
-        live_spec = live.get("spec") or {}
-        return contains(live_spec, spec) and ("hostnames" in spec or not live_spec.get("hostnames"))
-
-    def _read(self) -> dict[str, Any] | None:
-        return self._objects.get(API_VERSION, KIND, self._target.namespace, self._target.rollout)
-
-    def _route(self, weights: Weights) -> dict[str, Any]:
-        return {
-            "apiVersion": API_VERSION,
-            "kind": KIND,
-            "metadata": route_metadata(self._target, weights),
-            "spec": self._spec(weights),
-        }
-
-    def _patch(self, weights: Weights) -> dict[str, Any]:
-        spec: dict[str, Any] = {"hostnames": None, **self._spec(weights)}
-        annotations = {WEIGHTS_ANNOTATION: encode_weights(weights)}
-        return {"metadata": {"annotations": annotations}, "spec": spec}
 
     def _spec(self, weights: Weights) -> dict[str, Any]:
         spec: dict[str, Any] = {
