@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The fairshift operator image.
-#   builder: wheels of fairshift and of every dependency (pip wheel), installed into a virtual
-#            environment from those wheels only (pip install --no-index);
+#   builder: wheels of fairshift, of fairshift-instrument (./instrument) and of every dependency
+#            (pip wheel), installed into a virtual environment from those wheels only
+#            (pip install --no-index);
 #   final:   python:3.11-slim with that virtual environment and nothing else: no compilers, no
 #            pip in the environment, running as the unprivileged user 10001.
 # The install steps live in docker/install.sh; docker/test_install.sh runs the same steps in a
@@ -16,6 +17,7 @@ WORKDIR /src
 COPY docker/install.sh /usr/local/bin/fairshift-install
 COPY pyproject.toml README.md ./
 COPY operator/ ./operator/
+COPY instrument/ ./instrument/
 RUN fairshift-install wheels /src /wheels \
  && fairshift-install venv /wheels /opt/fairshift
 

@@ -2,25 +2,28 @@
 PYTHON ?= python3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help install test unit lint crds crds-check e2e chart rbac-probe docker-lint docker-test bench bench-quick bench-scale-quick demo
+.PHONY: help install test unit lint instrument-check crds crds-check e2e chart rbac-probe docker-lint docker-test bench bench-quick bench-scale-quick demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-install:  ## install fairshift with its test tools (editable)
-	$(PYTHON) -m pip install -q -e '.[test]'
+install:  ## install fairshift and fairshift-instrument (./instrument) with the test tools (editable)
+	$(PYTHON) -m pip install -q -e ./instrument -e '.[test]'
 
 test: lint unit  ## the whole cluster-free suite: lint, types, layers, unit and property tests
 
 unit:  ## unit, property-based and simulation tests (no cluster)
-	$(PYTHON) -m pytest tests e2e/test_dataplane.py -q
+	$(PYTHON) -m pytest tests instrument/tests e2e/test_dataplane.py -q
 
 lint:  ## ruff, strict mypy, import-linter layer contracts, CRD freshness
-	$(PYTHON) -m ruff check operator tests e2e bench charts
-	$(PYTHON) -m ruff format --check operator tests e2e bench charts
+	$(PYTHON) -m ruff check operator instrument tests e2e bench charts
+	$(PYTHON) -m ruff format --check operator instrument tests e2e bench charts
 	$(PYTHON) -m mypy
 	lint-imports
 	$(MAKE) --no-print-directory crds-check
+
+instrument-check:  ## fairshift-instrument in a fresh virtual environment: no operator dependencies
+	bash instrument/check_isolated.sh
 
 crds:  ## render crds/ from the API models and copy it into the chart
 	fairshift crd -o crds/modelrollouts.yaml

@@ -2,8 +2,9 @@
 # The install steps of the fairshift image, shared by the Dockerfile and docker/test_install.sh
 # so that the test runs exactly what the image build runs.
 #
-#   install.sh wheels SRC WHEELS   build wheels of the project in SRC and of all its
-#                                  dependencies into WHEELS (`pip wheel`)
+#   install.sh wheels SRC WHEELS   build wheels of the project in SRC, of fairshift-instrument
+#                                  in SRC/instrument and of all their dependencies into WHEELS
+#                                  (`pip wheel`)
 #   install.sh venv WHEELS VENV    create a virtual environment VENV (without pip) and install
 #                                  fairshift from WHEELS only (`pip install --no-index`)
 #
@@ -17,7 +18,7 @@ PYTHON="${PYTHON:-python3}"
 
 case "$1" in
   wheels)
-    "$PYTHON" -m pip wheel --disable-pip-version-check --wheel-dir "$3" "$2"
+    "$PYTHON" -m pip wheel --disable-pip-version-check --wheel-dir "$3" "$2/instrument" "$2"
     ;;
   venv)
     "$PYTHON" -m venv --without-pip "$3"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Test the image's install steps without Docker: copy the same build context the Dockerfile
-# copies (pyproject.toml, README.md, operator/) into a temporary directory, run
+# copies (pyproject.toml, README.md, operator/, instrument/) into a temporary directory, run
 # docker/install.sh exactly as the Dockerfile does (pip wheel of the project and its
 # dependencies, then a fresh virtual environment installed with pip install --no-index from
 # those wheels only), and check the result: `fairshift --version`, `fairshift crd` equal to
@@ -27,7 +27,9 @@ done
 mkdir -p "$WORK/src"
 cp "$ROOT/pyproject.toml" "$ROOT/README.md" "$WORK/src/"
 cp -R "$ROOT/operator" "$WORK/src/operator"
-find "$WORK/src" \( -name __pycache__ -o -name '*.egg-info' \) -prune -exec rm -rf {} +
+cp -R "$ROOT/instrument" "$WORK/src/instrument"
+find "$WORK/src" \( -name __pycache__ -o -name '*.egg-info' -o -name build -o -name tests \) \
+  -prune -exec rm -rf {} +
 
 start=$SECONDS
 log "pip wheel (docker/install.sh wheels)"
@@ -67,6 +69,7 @@ names = [m.name for m in pkgutil.walk_packages(fairshift.__path__, "fairshift.")
 for name in names:
     importlib.import_module(name)
 import kopf, kubernetes, scipy, numpy, prometheus_client  # the runtime dependencies load
+import fairshift_instrument.convention  # the convention, from its own distribution
 print(f"{len(names)} modules import from {fairshift.__file__.rsplit('/fairshift/', 1)[0]}")
 PY
 

@@ -1,7 +1,7 @@
 """A synthetic model-metrics exporter: stable and candidate series for one namespace.
 
 ``python -m bench.scale.exporter --attributes sex,age_band --stable-port P --candidate-port Q``
-serves two Prometheus endpoints on 127.0.0.1, each a :class:`fairshift.instrument.ModelMetrics`
+serves two Prometheus endpoints on 127.0.0.1, each a :class:`fairshift_instrument.ModelMetrics`
 fed with synthetic predictions and outcomes (identical behaviour for both versions, so gates
 hold rather than fail). The scale benchmark registers the two endpoints as file-sd targets with
 the labels ``namespace`` and ``version``, which the rollouts' selector matches.
@@ -20,9 +20,8 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from fairshift_instrument import ModelMetrics
 from prometheus_client import CollectorRegistry, start_http_server
-
-from fairshift.instrument import ModelMetrics
 
 SLICE_VALUES: dict[str, tuple[str, ...]] = {
     "sex": ("female", "male"),

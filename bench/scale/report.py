@@ -303,7 +303,7 @@ def page(
         "latency_p99, score_psi), slices `sex, age_band` (8 cells) and a variant with "
         "`region` as well (48 cells), minSamples 100.",
         "- Metrics: one exporter process per namespace (100 rollouts) serving stable and "
-        "candidate series of `fairshift.instrument.ModelMetrics` with synthetic traffic; the "
+        "candidate series of `fairshift_instrument.ModelMetrics` with synthetic traffic; the "
         'rollouts\' selector is `namespace="{{namespace}}",version="{{version}}"`, matching '
         "the exporters' file-sd target labels, so every analysis runs real PromQL on real data.",
         f"- Operator: `fairshift run --namespace ... --standalone --tick {notes.get('tick', '5')}` "

@@ -4,7 +4,7 @@ Pods under kwok are fake, so the model servers run as local threads on 127.0.0.1
 
 * ``population`` - synthetic applicants with slice attributes and ground truth, and a binary
   classifier with injectable per-slice bias, latency, errors and score drift (``SIM_MODEL``);
-* ``server`` - one model server (own registry and port) emitting ``fairshift.instrument``'s
+* ``server`` - one model server (own registry and port) emitting ``fairshift_instrument``'s
   metric convention, labels delivered late;
 * ``controller`` - runs one server per scaled-up Deployment (``<target>``, ``<target>-primary``)
   configured from its pod template, restarts it when the template changes, registers it in

@@ -2,7 +2,7 @@
 
 ``GET /predict?id=<person id>`` scores the applicant with that id (see ``population``), sleeps
 the simulated latency, and answers ``{"decision", "score"}`` (or HTTP 500 for a simulated
-error). Every request is timed with :class:`fairshift.instrument.ModelMetrics`; the ground
+error). Every request is timed with :class:`fairshift_instrument.ModelMetrics`; the ground
 truth of each answered request is recorded ``label_delay_s`` later (labels arrive late, as in
 lending). ``GET /metrics`` is the Prometheus exposition of the server's own registry.
 
@@ -19,11 +19,11 @@ import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fairshift_instrument import ModelMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from e2e.dataplane.population import ATTRIBUTES, ModelBehaviour, person, predict
-from fairshift.instrument import ModelMetrics
 
 HOST = "127.0.0.1"
 

@@ -1,22 +1,9 @@
 """Emit fairshift's metric convention from a model server (a binary classifier).
 
-fairshift judges a rollout from five Prometheus series that every model server exposes. Each
-carries the *slice attributes* (for example ``sex`` and ``age_band``) as labels, so the operator
-can read per-slice counts with one query per series, grouped by those labels:
-
-==========================================  ==========================  ===========================
-series                                      labels besides the slices   what it feeds
-==========================================  ==========================  ===========================
-``fairshift_predictions_total``             ``decision`` ("0"/"1")      selection rate, parity
-``fairshift_outcomes_total``                ``decision``, ``label``     confusion matrix: TPR, FPR,
-                                            ("0"/"1")                   PPV, accuracy
-``fairshift_score`` (histogram)             ``label``: "" at            drift (label ""), and
-                                            prediction time, "0"/"1"    calibration (label 0/1)
-                                            when the outcome arrives
-``fairshift_request_duration_seconds``      none (no slice labels)      latency quantiles; its
-(histogram)                                                             ``_count`` counts requests
-``fairshift_errors_total``                  ``reason`` (no slices)      error rate
-==========================================  ==========================  ===========================
+fairshift judges a rollout from five Prometheus series that every model server exposes (their
+names and labels live in :mod:`fairshift_instrument.convention`). Each carries the *slice
+attributes* (for example ``sex`` and ``age_band``) as labels, so the operator can read per-slice
+counts with one query per series, grouped by those labels.
 
 * A prediction increments ``fairshift_predictions_total{<slice>, decision}`` and, when the score
   is given, observes it in ``fairshift_score{<slice>, label=""}``.
@@ -30,10 +17,9 @@ series                                      labels besides the slices   what it 
   ``latency_seconds=`` on :meth:`ModelMetrics.record_prediction`, not both; failed requests
   should be timed too, so that the latency ``_count`` is the number of requests.
 
-Attribute names must match ``[a-zA-Z_][a-zA-Z0-9_]*`` and must not be one of the convention's
-own labels or a label Prometheus attaches at scrape time (:data:`RESERVED_LABELS`). Attribute
-values must be non-empty strings: Prometheus cannot tell an empty label from a missing one, so
-use an explicit value such as ``"unknown"``.
+Attribute names must be Prometheus label names that the convention does not reserve (see
+:mod:`fairshift_instrument.convention`). Attribute values must be non-empty strings: Prometheus
+cannot tell an empty label from a missing one, so use an explicit value such as ``"unknown"``.
 
 Example::
 
@@ -49,54 +35,26 @@ from __future__ import annotations
 
 import math
 import operator
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 
-PREDICTIONS = "fairshift_predictions_total"
-OUTCOMES = "fairshift_outcomes_total"
-SCORE = "fairshift_score"
-REQUEST_DURATION = "fairshift_request_duration_seconds"
-ERRORS = "fairshift_errors_total"
-
-DECISION = "decision"
-LABEL = "label"
-REASON = "reason"
-BUCKET_BOUND = "le"
-UNLABELLED = ""
-"""The ``label`` value of scores observed at prediction time (ground truth not yet known)."""
-
-SCORE_BUCKETS: tuple[float, ...] = tuple(i / 20 for i in range(1, 21))
-"""Upper bounds of the score buckets: 0.05, 0.10, ..., 1.0 (+Inf is added by Prometheus)."""
-
-LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""Prometheus' classic default latency buckets, in seconds (+Inf is added by Prometheus)."""
-
-ATTRIBUTE_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
-RESERVED_LABELS = frozenset({DECISION, LABEL, REASON, BUCKET_BOUND, "quantile", "job", "instance"})
-"""Names a slice attribute cannot take: the convention's labels and Prometheus' target labels."""
-
-
-def check_attribute_names(attributes: Iterable[str]) -> tuple[str, ...]:
-    """The attribute names as a tuple; raises ValueError naming the first unusable one."""
-    names = tuple(attributes)
-    for name in names:
-        if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
-            raise ValueError(
-                f"slice attribute {name!r} is not a valid label name ([a-zA-Z_][a-zA-Z0-9_]*)"
-            )
-        if name in RESERVED_LABELS or name.startswith("__"):
-            raise ValueError(
-                f"slice attribute {name!r} is reserved; reserved names: "
-                f"{', '.join(sorted(RESERVED_LABELS))} and names starting with '__'"
-            )
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ValueError(f"slice attributes must not repeat: {', '.join(repeated)}")
-    return names
+from fairshift_instrument.convention import (
+    DECISION,
+    ERRORS,
+    LABEL,
+    LATENCY_BUCKETS,
+    OUTCOMES,
+    PREDICTIONS,
+    REASON,
+    REQUEST_DURATION,
+    SCORE,
+    SCORE_BUCKETS,
+    UNLABELLED,
+    check_attribute_names,
+)
 
 
 def binary_value(value: int, what: str) -> str:

@@ -1,4 +1,4 @@
-"""The convention end to end: what ``fairshift.instrument`` exposes, read back through PromQL.
+"""The convention end to end: what ``fairshift_instrument`` exposes, read back through PromQL.
 
 A fake Prometheus evaluates the source's ``sum by (...) (increase(series{...}[w]))`` queries over
 a model server's exposition (as if the window covered the server's whole life, and dropping
@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fairshift_instrument import ModelMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fake import FakePrometheus, Reply, vector
 
 from fairshift.api.spec import Analysis
 from fairshift.engine.counts import Histogram, VersionCounts
-from fairshift.instrument import ModelMetrics
 from fairshift.metrics.csvfile import read_counts
 from fairshift.metrics.prometheus import PrometheusSource
 from fairshift.metrics.source import QueryContext

@@ -10,6 +10,7 @@ import itertools
 import re
 from typing import Annotated, Any, Literal
 
+from fairshift_instrument.convention import ATTRIBUTE_PATTERN
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
@@ -17,7 +18,6 @@ from fairshift.api.catalog import METRIC_NAMES, MetricFamily, metric_info
 from fairshift.api.durations import DURATION_PATTERN, parse_duration
 
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-ATTRIBUTE_PATTERN = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
 REFERENCE_PATTERN = (
     r"^(majority|worst|[a-zA-Z_][a-zA-Z0-9_]*=[^,=]+(,[a-zA-Z_][a-zA-Z0-9_]*=[^,=]+)*)$"
 )

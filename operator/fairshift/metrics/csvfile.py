@@ -19,26 +19,15 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
+from fairshift_instrument.convention import LATENCY_BUCKETS, SCORE_BUCKETS
+
 from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts, slice_key
 
-SCORE_BOUNDS: tuple[float, ...] = tuple(i / 20 for i in range(1, 21))
-"""Twenty equal score buckets on [0, 1] (upper bounds 0.05 ... 1.0)."""
+SCORE_BOUNDS: tuple[float, ...] = SCORE_BUCKETS
+"""Twenty equal score buckets on [0, 1] (upper bounds 0.05 ... 1.0), as the convention's."""
 
-LATENCY_BOUNDS: tuple[float, ...] = (
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    math.inf,
-)
-"""Prometheus' default histogram buckets, in seconds."""
+LATENCY_BOUNDS: tuple[float, ...] = (*LATENCY_BUCKETS, math.inf)
+"""The convention's latency buckets (Prometheus' defaults), in seconds, and +Inf."""
 
 PREDICTION = "prediction"
 LABEL = "label"

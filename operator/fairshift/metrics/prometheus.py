@@ -31,6 +31,13 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+from fairshift_instrument.convention import (
+    BUCKET_BOUND,
+    DECISION,
+    LABEL,
+    SCORE_BUCKETS,
+    UNLABELLED,
+)
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
@@ -38,7 +45,6 @@ from urllib3.util.retry import Retry
 from fairshift.api.durations import parse_duration
 from fairshift.api.spec import Analysis, Gate, Prometheus
 from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts, slice_key
-from fairshift.instrument import BUCKET_BOUND, DECISION, LABEL, SCORE_BUCKETS, UNLABELLED
 from fairshift.metrics import promql
 from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from fairshift.instrument import (
+from fairshift_instrument.convention import (
     BUCKET_BOUND,
     DECISION,
     ERRORS,
@@ -34,6 +34,7 @@ from fairshift.instrument import (
     SCORE,
     check_attribute_names,
 )
+
 from fairshift.metrics.source import InvalidQueryError, QueryContext
 
 VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
