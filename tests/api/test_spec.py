@@ -109,3 +109,53 @@ def test_duration_round_trip() -> None:
     assert format_duration(parse_duration("1h30m")) == "1h30m"
     with pytest.raises(ValueError, match="30s, 10m or 1h30m"):
         parse_duration("soon")
+
+
+MLFLOW = {
+    "trackingUri": "https://mlflow.example.org",
+    "experiment": "credit-scorer",
+    "registeredModel": {"name": "credit-scorer", "alias": "champion"},
+    "credentials": {"secretRef": {"name": "mlflow-credentials"}},
+}
+WEBHOOK = {"urlFrom": {"secretKeyRef": {"name": "hooks", "key": "slack"}}, "format": "slack"}
+
+
+def test_mlflow_and_webhooks_are_notifications(example_spec: dict[str, Any]) -> None:
+    spec = parse_spec({**example_spec, "notifications": [{"webhook": WEBHOOK}, {"mlflow": MLFLOW}]})
+
+    webhook, mlflow = spec.notifications
+    assert webhook.webhook is not None and webhook.mlflow is None
+    assert mlflow.mlflow is not None and mlflow.webhook is None
+    assert mlflow.mlflow.tracking_uri == "https://mlflow.example.org"
+    assert mlflow.mlflow.registered_model is not None
+    assert mlflow.mlflow.registered_model.alias == "champion"
+    assert mlflow.mlflow.credentials is not None
+    assert mlflow.mlflow.credentials.secret_ref.name == "mlflow-credentials"
+
+
+BAD_NOTIFICATIONS = [
+    ({}, "exactly one of webhook or mlflow"),
+    ({"webhook": WEBHOOK, "mlflow": MLFLOW}, "exactly one of webhook or mlflow"),
+    ({"mlflow": {**MLFLOW, "trackingUri": "mlflow.example.org"}}, "should match pattern"),
+    ({"mlflow": {**MLFLOW, "experiment": ""}}, "at least 1 character"),
+    (
+        {"mlflow": {**MLFLOW, "registeredModel": {"name": "m"}}},
+        "exactly one of version or alias",
+    ),
+    (
+        {"mlflow": {**MLFLOW, "registeredModel": {"name": "m", "version": "3", "alias": "a"}}},
+        "exactly one of version or alias",
+    ),
+    ({"mlflow": {**MLFLOW, "registeredModel": {"name": "m", "version": "v3"}}}, "pattern"),
+    ({"mlflow": {**MLFLOW, "credentials": {"secretRef": {}}}}, "Field required"),
+]
+
+
+@pytest.mark.parametrize(("notification", "message"), BAD_NOTIFICATIONS)
+def test_bad_notifications_are_refused_with_a_message(
+    example_spec: dict[str, Any], notification: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError) as error:
+        parse_spec({**example_spec, "notifications": [notification]})
+    assert message in str(error.value)
+    assert str(error.value).startswith("spec.notifications[0]")

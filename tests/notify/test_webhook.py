@@ -295,6 +295,17 @@ class TestDelivery:
         assert asked == []
         assert hook.received == []
 
+    def test_mlflow_notifications_are_left_to_their_own_sink(self, hook: HookServer) -> None:
+        notifier, asked, _ = notifier_for(hook.url)
+        mlflow = Notification.model_validate(
+            {"mlflow": {"trackingUri": "http://mlflow:5000", "experiment": "credit-scorer"}}
+        )
+
+        assert notifier.deliver("lending", "credit-scorer", RECORD, [mlflow, webhook()]) == [True]
+        assert notifier.deliver("lending", "credit-scorer", RECORD, [mlflow]) == []
+        assert len(asked) == 1
+        assert len(hook.received) == 1
+
     def test_notify_follows_the_reconciler_protocol_and_returns_nothing(
         self, hook: HookServer
     ) -> None:

@@ -87,15 +87,19 @@ class Notifier:
         record: Mapping[str, Any],
         notifications: Sequence[Notification],
     ) -> list[bool]:
-        """Send now; one result per webhook, ``[]`` when the action is not announced."""
+        """Send now; one result per webhook, ``[]`` when the action is not announced.
+
+        Notifications that are not webhooks (MLflow) are another sink's and are skipped.
+        """
+        webhooks = [n.webhook for n in notifications if n.webhook is not None]
         try:
-            if not should_notify(record.get("action", "")):
+            if not webhooks or not should_notify(record.get("action", "")):
                 return []
             event = DecisionEvent.from_record(namespace, rollout, record)
         except Exception as error:
             log.warning("notification for %s/%s not built: %s", namespace, rollout, error)
-            return [False for _ in notifications]
-        return [self.send(event, n.webhook) for n in notifications]
+            return [False for _ in webhooks]
+        return [self.send(event, webhook) for webhook in webhooks]
 
     def send(self, event: DecisionEvent, webhook: Webhook) -> bool:
         """POST the event to one webhook; True once it answered 2xx. Never raises."""
