@@ -54,6 +54,8 @@ class FakePrometheus:
         self.rules: list[tuple[str, list[Reply]]] = []
         self.queries: list[str] = []
         self.paths: list[str] = []
+        self.times: list[str | None] = []
+        self.headers: list[dict[str, str]] = []
         self.default = EMPTY
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -91,10 +93,12 @@ class FakePrometheus:
         self._server.shutdown()
         self._server.server_close()
 
-    def _record(self, path: str, query: str) -> None:
+    def _record(self, path: str, query: str, at: str | None, headers: dict[str, str]) -> None:
         with self._lock:
+            self.headers.append(headers)
             self.paths.append(path)
             self.queries.append(query)
+            self.times.append(at)
 
     def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
         fake = self
@@ -102,8 +106,9 @@ class FakePrometheus:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 url = urlparse(self.path)
-                query = parse_qs(url.query).get("query", [""])[0]
-                fake._record(url.path, query)
+                params = parse_qs(url.query)
+                query = params.get("query", [""])[0]
+                fake._record(url.path, query, params.get("time", [None])[0], dict(self.headers))
                 reply = fake.reply_for(query) if url.path == "/api/v1/query" else failure(404)
                 if reply.delay_seconds:
                     time.sleep(reply.delay_seconds)

@@ -1,0 +1,124 @@
+"""HTTP to Prometheus: one instant query out, the decoded JSON document back, or a typed error.
+
+The status code comes from the response object: 200 is an answer (its body may still be
+unusable, which the caller treats as no data); a 4xx other than 408 and 429 means the server
+refused the PromQL (:class:`InvalidQueryError`, retrying does not help); anything else, a
+timeout or an unreachable server is a temporary :class:`MetricsError`. Connection errors and
+502/503/504 are retried a few times, quickly; the operator backs off between analyses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from fairshift.metrics.source import InvalidQueryError, MetricsError
+
+RETRIED_STATUSES = (502, 503, 504)
+NOT_REFUSALS = (408, 429)
+"""4xx statuses that say "later", not "never"."""
+
+QUERY_PATH = "/api/v1/query"
+UNREADABLE = object()
+"""What :meth:`PrometheusTransport.instant` returns for a 200 whose body is not JSON."""
+
+
+class QueryObserver(Protocol):
+    """Told about every query (the operator's own metrics implement this)."""
+
+    def observe_query(self, seconds: float, ok: bool) -> None: ...
+
+
+def default_retry(retries: int) -> Retry:
+    """Retry connection errors and 502/503/504 ``retries`` times with a short backoff."""
+    return Retry(
+        total=retries,
+        backoff_factor=0.2,
+        status_forcelist=RETRIED_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+    )
+
+
+def is_refusal(status: int) -> bool:
+    """A status that means the query itself is wrong."""
+    return 400 <= status < 500 and status not in NOT_REFUSALS
+
+
+def server_message(response: requests.Response) -> str:
+    """The ``errorType: error`` of a Prometheus error body, or the start of the raw body."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return f"{body.get('errorType', 'error')}: {body['error']}"[:500]
+    return response.text[:500]
+
+
+class PrometheusTransport:
+    """Instant queries against one Prometheus server, each observed and timed."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout_seconds: float = 10.0,
+        *,
+        disable_ssl: bool = False,
+        headers: Mapping[str, str] | None = None,
+        retries: int = 1,
+        observer: QueryObserver | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.address = address.rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self.clock = clock
+        self._observer = observer
+        self._session = requests.Session()
+        self._session.verify = not disable_ssl
+        self._session.headers.update(headers or {})
+        self._session.mount(self.address, HTTPAdapter(max_retries=default_retry(retries)))
+
+    def instant(self, query: str, at: float | None = None) -> Any:
+        """The JSON document answering ``query`` evaluated at ``at`` (unix seconds; default now).
+
+        Returns :data:`UNREADABLE` for a 200 whose body is not JSON. Raises MetricsError
+        (unreachable, timeout, 5xx) or InvalidQueryError (the server refused the query).
+        """
+        params: dict[str, str] = {"query": query}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        started = self.clock()
+        ok = False
+        try:
+            response = self._get(params)
+            ok = response.status_code == 200
+            return self._document(query, response)
+        finally:
+            if self._observer is not None:
+                self._observer.observe_query(self.clock() - started, ok)
+
+    def _get(self, params: Mapping[str, str]) -> requests.Response:
+        try:
+            return self._session.get(
+                self.address + QUERY_PATH, params=params, timeout=self.timeout_seconds
+            )
+        except requests.exceptions.RequestException as error:
+            raise MetricsError(f"Prometheus at {self.address} did not answer: {error}") from None
+
+    def _document(self, query: str, response: requests.Response) -> Any:
+        status = response.status_code
+        if status == 200:
+            try:
+                return response.json()
+            except ValueError:
+                return UNREADABLE
+        message = f"HTTP {status}: {server_message(response)}"
+        if is_refusal(status):
+            raise InvalidQueryError(f"Prometheus refused the query {query!r}: {message}")
+        raise MetricsError(f"Prometheus at {self.address} failed: {message}")
