@@ -170,3 +170,33 @@ def test_a_gap_that_flips_sign_is_a_growing_gap() -> None:
     tpr = {("M", "old"): 0.6, ("M", "young"): 0.6}  # the reference (majority) loses recall
     result = evaluate(analysis(TPR_GAP), version(200_000), version(200_000, tpr=tpr))
     assert any(c.outcome is Outcome.FAIL and evidence(c).slice == "sex=F" for c in result.cells)
+
+
+def test_a_group_never_selected_in_either_version_is_judged_not_raised() -> None:
+    """Zero positive decisions for women in both versions, relative disparate impact."""
+    never = {("F", "old"): 0.0, ("F", "young"): 0.0}
+    spec = analysis({"name": "di", "metric": "disparate_impact", "maxDecrease": 0.05})
+    result = evaluate(spec, version(5_000, selection=never), version(5_000, selection=never))
+    women = [c for c in result.cells if evidence(c).slice == "sex=F"]
+    assert women and all(c.outcome is not Outcome.FAIL for c in women)
+    assert all(c.lower is not None and c.upper is not None for c in women)
+
+
+def test_counts_the_engine_cannot_judge_are_no_data_with_a_reason() -> None:
+    """Score buckets that changed between labels (a redeployed model server) hold, never raise."""
+    spec = analysis(
+        {"name": "calibration", "metric": "ece", "max": 0.1},
+        {"name": "acc", "metric": "accuracy", "maxDecrease": 0.05},
+    )
+    mismatched = {
+        key: {0: Histogram((0.5, 1.0), (10.0, 5.0)), 1: Histogram((0.3, 1.0), (4.0, 9.0))}
+        for key in version(10).cells
+    }
+    stable = version(20_000)
+    candidate = VersionCounts(cells=stable.cells, labelled_scores=mismatched)
+    result = evaluate(spec, stable, candidate)
+    broken = [c for c in result.cells if c.gate.name == "calibration"]
+    assert broken and {c.outcome for c in broken} == {Outcome.NO_DATA}
+    assert all("bucket bounds" in c.reason for c in broken)
+    assert {c.outcome for c in result.cells if c.gate.name == "acc"} == {Outcome.PASS}
+    assert decide(result, CLOCK_DONE).action is Action.HOLD

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from fairshift.api.spec import Analysis, Gate
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
-from fairshift.engine.counts import VersionCounts, slice_name
-from fairshift.engine.harm import Measurement, measure_gate, population
+from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
+from fairshift.engine.harm import Measurement, Population, measure_gate, population
 from fairshift.engine.intervals import ConfidenceInterval
 
 FAILING = (Outcome.FAIL, Outcome.WARN)
@@ -93,7 +93,7 @@ def excess(cell: CellResult) -> float:
 def sufficient(m: Measurement, min_samples: int) -> str | None:
     """Why a cell cannot be judged yet, or None when it can."""
     if m.point_only:
-        return None if m.estimate is not None else "the query returned no data"
+        return None if m.estimate is not None else (m.note or "the query returned no data")
     if m.candidate_samples < min_samples:
         return f"candidate has {m.candidate_samples:.0f} of {min_samples} samples"
     if m.needs_stable and m.stable_samples < min_samples:
@@ -159,7 +159,40 @@ def cell_alpha(m: Measurement, family_alpha: float) -> float:
     return family_alpha / 2 if math.isfinite(low) and math.isfinite(high) else family_alpha
 
 
+ENGINE_ERRORS = (ValueError, ArithmeticError)
+"""What the statistics may raise on counts they cannot judge; a cell gets no-data instead."""
+
+
 def infer(m: Measurement, family_alpha: float, min_samples: int, single_look: bool) -> CellResult:
+    """The cell's bounds and outcome; an error on its counts is a no-data outcome, never a crash."""
+    try:
+        return infer_unguarded(m, family_alpha, min_samples, single_look)
+    except ENGINE_ERRORS as error:
+        reason = f"engine error, the counts cannot be judged: {error}"
+        return CellResult(m, None, None, Outcome.NO_DATA, reason, cell_alpha(m, family_alpha))
+
+
+def unmeasurable(gate: Gate, error: Exception) -> Measurement:
+    """A placeholder cell for a gate whose measurement raised on the counts it was given."""
+    return Measurement(
+        gate=gate,
+        slice=OVERALL,
+        reference=None,
+        stable_value=None,
+        candidate_value=None,
+        estimate=None,
+        variance=None,
+        acceptable=(-math.inf, math.inf),
+        stable_samples=0.0,
+        candidate_samples=0.0,
+        point_only=True,
+        note=f"engine error, the gate cannot be measured on these counts: {error}",
+    )
+
+
+def infer_unguarded(
+    m: Measurement, family_alpha: float, min_samples: int, single_look: bool
+) -> CellResult:
     alpha = cell_alpha(m, family_alpha)
     why_not = sufficient(m, min_samples)
     if why_not is not None:
@@ -276,9 +309,7 @@ def evaluate(
     chosen = tuple(gates if gates is not None else analysis.gates)
     groups = (population(stable, analysis.slices), population(candidate, analysis.slices))
     measurements = [
-        m
-        for gate in chosen
-        for m in measure_gate(gate, analysis.slices, stable, candidate, populations=groups)
+        m for gate in chosen for m in guarded_measure(gate, analysis, stable, candidate, groups)
     ]
     critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
     cells = [
@@ -294,6 +325,20 @@ def evaluate(
     if single_look:
         cells = apply_holm(cells, analysis.alpha)
     return Evaluation(tuple(cells), chosen)
+
+
+def guarded_measure(
+    gate: Gate,
+    analysis: Analysis,
+    stable: VersionCounts,
+    candidate: VersionCounts,
+    groups: tuple[Population, Population],
+) -> list[Measurement]:
+    """The gate's measurements, or one no-data cell saying why they could not be taken."""
+    try:
+        return measure_gate(gate, analysis.slices, stable, candidate, populations=groups)
+    except ENGINE_ERRORS as error:
+        return [unmeasurable(gate, error)]
 
 
 def evidence(cell: CellResult) -> GateEvidence:

@@ -227,14 +227,20 @@ def disparate_impact_gap(group: BinaryCounts, reference: BinaryCounts) -> GroupG
         return GroupGap(None, None, g.trials)
     log_variance = max(katz.variance, log_rate_variance(g) + log_rate_variance(r))
     value = g.value / r.value
-    return GroupGap(value, value * value * log_variance, g.trials, katz.estimate, log_variance)
+    ratio_scale = max(value, plus_four_rate(g) / plus_four_rate(r))  # never 0: no certainty
+    variance = ratio_scale * ratio_scale * log_variance
+    return GroupGap(value, variance, g.trials, katz.estimate, log_variance)
+
+
+def plus_four_rate(p: Proportion) -> float:
+    """The rate with two pseudo-successes and two pseudo-failures (Agresti-Coull)."""
+    return (p.successes + 2.0) / (p.trials + 4.0)
 
 
 def log_rate_variance(p: Proportion) -> float:
     """Delta-method variance of ``log p`` from the plus-four rate (Agresti-Coull)."""
-    n_tilde = p.trials + 4.0
-    p_tilde = (p.successes + 2.0) / n_tilde
-    return (1.0 - p_tilde) / (n_tilde * p_tilde)
+    p_tilde = plus_four_rate(p)
+    return (1.0 - p_tilde) / ((p.trials + 4.0) * p_tilde)
 
 
 def fairness_measurements(
@@ -309,7 +315,7 @@ def fairness_measurement(
             needs_stable=False,
             log_scale=True,
             fixed=FixedLook("katz", (g,)),
-            margin_scale=max(abs(safe_log(gate.threshold)), 0.05),
+            margin_scale=log_margin_scale(gate.threshold),
         )
     region = absolute_region(gate)
     if gate.metric in SIGNED_GAPS and gate.bound_kind == "max":
@@ -350,6 +356,12 @@ def magnitude_region(stable_gap: float | None, margin: float) -> tuple[float, fl
     if (stable_gap or 0.0) >= 0:
         return (-(2 * s + margin), margin)
     return (-margin, 2 * s + margin)
+
+
+def log_margin_scale(threshold: float) -> float:
+    """The scale of a ratio bound on the log scale; a bound of 0 (log -inf) gets one e-fold."""
+    log_threshold = abs(safe_log(threshold))
+    return max(log_threshold, 0.05) if math.isfinite(log_threshold) else 1.0
 
 
 def safe_log(x: float) -> float:
