@@ -419,6 +419,11 @@ def invalid_specs() -> list[tuple[str, Any, str]]:
             "spec.analysis.slices.attributes[0]",
         ),
         (
+            "an attribute the metric convention reserves",
+            setter("analysis.slices.attributes", ["sex", "label"]),
+            "a slice attribute must not be a label reserved by the metric convention",
+        ),
+        (
             "a target name with capitals",
             setter("targetRef.name", "Credit_Scorer"),
             "targetRef.name",

@@ -10,8 +10,13 @@ import itertools
 import re
 from typing import Annotated, Any, Literal
 
-from fairshift_instrument.convention import ATTRIBUTE_PATTERN
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from fairshift_instrument.convention import (
+    ATTRIBUTE_PATTERN,
+    RESERVED_LABELS,
+    RESERVED_PREFIX,
+    attribute_name_problem,
+)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 from fairshift.api.catalog import METRIC_NAMES, MetricFamily, metric_info
@@ -229,15 +234,47 @@ class Prometheus(Model):
     timeout: Duration = "10s"
 
 
+def usable_attribute(name: str) -> str:
+    """``name`` when the metric convention lets it be a slice label; ValueError with the reason."""
+    problem = attribute_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
+    return name
+
+
+RESERVED_NAMES = sorted(name for name in RESERVED_LABELS if not name.startswith(RESERVED_PREFIX))
+RESERVED_ATTRIBUTE_RULE = (
+    f"!(self in [{', '.join(repr(name) for name in RESERVED_NAMES)}])"
+    f" && !self.startsWith({RESERVED_PREFIX!r})"
+)
+"""CEL twin of :func:`usable_attribute` beyond the pattern: no reserved label name."""
+
+RESERVED_ATTRIBUTE_MESSAGE = (
+    "a slice attribute must not be a label reserved by the metric convention: "
+    f"{', '.join(RESERVED_NAMES)} or a name starting with '{RESERVED_PREFIX}'"
+)
+
+SliceAttribute = Annotated[
+    str,
+    Field(
+        pattern=ATTRIBUTE_PATTERN,
+        max_length=63,
+        json_schema_extra=rules((RESERVED_ATTRIBUTE_RULE, RESERVED_ATTRIBUTE_MESSAGE)),
+    ),
+    AfterValidator(usable_attribute),
+]
+"""A Prometheus label name the convention does not reserve (refused at admission otherwise)."""
+
+
 class Slices(Model):
     """Which groups are analysed.
 
+    ``attributes`` are label names of the metric convention's series; the convention's own
+    labels (``label``, ``decision``, ``le``, ...), ``version`` and ``__``-names are refused.
     ``reference`` is ``majority``, ``worst`` or explicit values such as ``sex=male``.
     """
 
-    attributes: list[Annotated[str, Field(pattern=ATTRIBUTE_PATTERN, max_length=63)]] = Field(
-        default_factory=list, max_length=8
-    )
+    attributes: list[SliceAttribute] = Field(default_factory=list, max_length=8)
     intersections: bool = True
     reference: str = Field(default="majority", pattern=REFERENCE_PATTERN, max_length=256)
     min_samples: int = Field(default=100, ge=1, le=10_000_000)
