@@ -124,6 +124,12 @@ class TestErrors:
         message = error_of(tmp_path, "g,prediction\na,1\n", ["race"])
         assert "'race'" in message and "line 1" in message
 
+    def test_duplicate_column_names_are_named(self, tmp_path: Path) -> None:
+        text = "g,decile_score,prediction,decile_score,label,g\na,3,1,4,1,b\n"
+        message = error_of(tmp_path, text)
+        assert "duplicate column names" in message
+        assert "'decile_score' (columns 2, 4)" in message and "'g' (columns 1, 6)" in message
+
     def test_attribute_named_like_a_data_column(self, tmp_path: Path) -> None:
         assert "not a slice attribute" in error_of(tmp_path, "g,prediction\na,1\n", ["label"])
 

@@ -126,3 +126,89 @@ def test_the_readme_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     )
     assert code in (1, 3)
     assert "equal-opportunity" in capsys.readouterr().out
+
+
+def policy_with(tmp_path: Path, **slices: object) -> Path:
+    document = yaml.safe_load(yaml.safe_dump(POLICY))
+    document["spec"]["analysis"]["slices"].update(slices)
+    path = tmp_path / "policy.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def with_rare_group(path: Path, group: str, rows: int, selected: int) -> Path:
+    """Append ``rows`` decisions of sex=``group`` (the first ``selected`` of them selected)."""
+    lines = [f"{group},{int(i < selected)},{i % 2}" for i in range(rows)]
+    path.write_text(path.read_text() + "\n".join(lines) + "\n")
+    return path
+
+
+class TestReference:
+    def test_a_reference_group_absent_from_the_data_is_refused_and_named(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        policy = policy_with(tmp_path, reference="sex=f")
+        stable = decisions(tmp_path / "s.csv", 2_000, 0.8, 1)
+        candidate = decisions(tmp_path / "c.csv", 2_000, 0.8, 2)
+        assert gate(policy, stable, candidate) == 2
+        error = capsys.readouterr().err
+        assert "reference group sex=f has no decisions in the data" in error
+        assert "sex=F, sex=M" in error
+
+    def test_a_reference_outside_the_slices_is_refused_as_measure_refuses_it(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        policy = policy_with(tmp_path, reference="race=white")
+        stable = decisions(tmp_path / "s.csv", 2_000, 0.8, 1)
+        assert gate(policy, stable, stable) == 2
+        gate_error = capsys.readouterr().err
+        assert (
+            main(
+                [
+                    "measure",
+                    "--data",
+                    str(stable),
+                    "--attributes",
+                    "sex",
+                    "--reference",
+                    "race=white",
+                ]
+            )
+            == 2
+        )
+        measure_error = capsys.readouterr().err
+        rule = "reference names attribute(s) race not among the slice attributes (sex)"
+        assert rule in gate_error and rule in measure_error
+
+    def test_worst_is_chosen_among_groups_with_min_samples(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        policy = policy_with(tmp_path, reference="worst")
+        stable = with_rare_group(decisions(tmp_path / "s.csv", 40_000, 0.8, 1), "X", 3, 0)
+        candidate = with_rare_group(decisions(tmp_path / "c.csv", 40_000, 0.8, 2), "X", 3, 0)
+        gate(policy, stable, candidate, "--format", "json")
+        references = {g["reference"] for g in json.loads(capsys.readouterr().out)["gates"]}
+        assert "sex=X" not in references
+        assert references & {"sex=F", "sex=M"}
+
+
+class TestLostGroups:
+    def test_a_candidate_that_lost_a_group_fails_and_names_it(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        stable = with_rare_group(decisions(tmp_path / "s.csv", 40_000, 0.8, 1), "X", 500, 100)
+        candidate = decisions(tmp_path / "c.csv", 40_000, 0.8, 2)
+        assert gate(policy_with(tmp_path), stable, candidate, "--format", "json") == 1
+        failed = [g for g in json.loads(capsys.readouterr().out)["gates"] if g["outcome"] == "fail"]
+        assert [(g["gate"], g["slice"]) for g in failed] == [("(groups)", "sex=X")]
+        assert (
+            "the candidate file has no decisions for sex=X (stable has 500)" in failed[0]["reason"]
+        )
+
+    def test_a_lost_group_below_min_samples_is_not_proven(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        stable = with_rare_group(decisions(tmp_path / "s.csv", 40_000, 0.8, 1), "X", 20, 5)
+        candidate = decisions(tmp_path / "c.csv", 40_000, 0.8, 2)
+        assert gate(policy_with(tmp_path), stable, candidate) == 3
+        assert "sex=X" in capsys.readouterr().out

@@ -139,6 +139,29 @@ class TestReference:
         assert entry(doc, "age_band", age_band="30-59")["reference"]
 
 
+def test_one_group_has_no_disparities(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "women.csv"
+    path.write_text("sex,prediction,label\n" + "F,1,1\nF,0,1\nF,1,0\n" * 50)
+    doc = measure_json(capsys, path, "--attributes", "sex")
+    assert doc["disparities"]["sex"] == dict.fromkeys(doc["disparities"]["sex"])
+    assert len(doc["disparities"]["sex"]) == 6
+
+
+def test_worst_reference_needs_min_samples(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "rare.csv"
+    rows = "F,1,1\nF,0,1\nM,1,1\nM,1,0\n" * 100 + "X,0,1\n"
+    path.write_text("sex,prediction,label\n" + rows)
+    doc = measure_json(capsys, path, "--attributes", "sex", "--reference", "worst")
+    assert entry(doc, "sex", sex="F")["reference"]
+    assert entry(doc, "sex", sex="X")["disparate_impact"] == 0.0
+    doc = measure_json(
+        capsys, path, "--attributes", "sex", "--reference", "worst", "--min-samples", "1"
+    )
+    assert entry(doc, "sex", sex="X")["reference"]
+
+
 class TestInvalidInput:
     @pytest.mark.parametrize(
         ("args", "reason"),
@@ -152,6 +175,10 @@ class TestInvalidInput:
             (["--data", str(STABLE), "--attributes", "sex", "--reference", "sex"], "reference"),
             (["--data", str(STABLE), "--attributes", "sex", "--reference", "race=x"], "race"),
             (["--data", str(STABLE), "--attributes", "sex", "--reference", "sex=X"], "sex=X"),
+            (
+                ["--data", str(STABLE), "--attributes", "sex", "--reference", "sex=f"],
+                "sex=F, sex=M",
+            ),
         ],
     )
     def test_exit_2_with_one_line(

@@ -142,11 +142,18 @@ class TestDisparities:
         assert d.equalized_odds_difference == pytest.approx(0.3)
         assert d.equalized_odds_ratio == pytest.approx(0.5)
 
-    def test_undefined_groups_are_left_out(self) -> None:
+    def test_one_defined_group_has_no_spread(self) -> None:
         groups = {F: counts(4, 0, 1, 5), M: counts(0, 2, 0, 8)}  # M has no positives
         d = disparities(groups)
-        assert d.equal_opportunity_difference == 0.0
-        assert d.equal_opportunity_ratio == 1.0
+        assert d.equal_opportunity_difference is None  # not a perfect 0
+        assert d.equal_opportunity_ratio is None  # not a perfect 1
+        assert d.equalized_odds_difference is None  # needs both spreads
+        assert d.demographic_parity_difference == pytest.approx(0.4 - 0.2)
+
+    def test_undefined_groups_are_left_out(self) -> None:
+        groups = {F: counts(4, 0, 1, 5), M: counts(0, 2, 0, 8), X: counts(3, 1, 1, 5)}
+        d = disparities(groups)
+        assert d.equal_opportunity_difference == pytest.approx(0.8 - 0.75)
         assert d.equalized_odds_difference == pytest.approx(0.2)
 
     def test_all_undefined_is_none(self) -> None:

@@ -5,6 +5,11 @@ on every slice with single-look statistics (Wilson, Newcombe, Katz; Holm across 
 Benjamini-Hochberg across warnings) and exits 0 (pass), 1 (a critical gate failed), 3 (not
 proven: a warning, pending, or insufficient data) or 2 (invalid input, one line on stderr).
 Gates that need Prometheus (a PromQL ``query``) are reported as skipped.
+
+Nothing passes by omission: an explicit reference group on an attribute that is not sliced, or
+absent from both files, is invalid input (the rule ``measure`` applies); a group the stable
+file has and the candidate file lacks is a failing ``(groups)`` row (not proven below
+``minSamples``).
 """
 
 from __future__ import annotations
@@ -19,13 +24,16 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fairshift.api.spec import Analysis, SpecError, parse_spec
+from fairshift.api.spec import Analysis, Slices, SpecError, parse_spec
 from fairshift.api.status import GateEvidence, Outcome
 
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
+    from fairshift.engine.counts import VersionCounts
     from fairshift.engine.gates import Evaluation
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_NOT_PROVEN = 0, 1, 2, 3
+COVERAGE_GATE = "(groups)"
+"""The row of a group the candidate file lost (not a gate name a policy can use)."""
 OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
 
 
@@ -52,7 +60,8 @@ def load_analysis(path: Path) -> Analysis:
     return spec.analysis
 
 
-def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation]:
+def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation, list[GateEvidence]]:
+    """The evaluation of the offline gates and the rows to show (raises on invalid input)."""
     from fairshift.engine.gates import evaluate
     from fairshift.metrics.csvfile import read_counts
 
@@ -60,8 +69,66 @@ def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation]:
     attributes = analysis.slices.attributes
     stable = read_counts(args.stable, attributes).counts
     candidate = read_counts(args.candidate, attributes).counts
+    try:
+        check_reference(analysis.slices, stable, candidate)
+    except ValueError as error:
+        raise PolicyError(f"{args.policy}: {error}") from None
     offline = [g for g in analysis.gates if g.query is None]
-    return analysis, evaluate(analysis, stable, candidate, single_look=True, gates=offline)
+    evaluation = evaluate(analysis, stable, candidate, single_look=True, gates=offline)
+    found = lost_groups(analysis.slices, stable, candidate) + rows(analysis, evaluation)
+    return analysis, evaluation, found
+
+
+def check_reference(slices: Slices, stable: VersionCounts, candidate: VersionCounts) -> None:
+    """The reference rule ``measure`` applies: a sliced attribute, a group present in the data."""
+    from fairshift.engine.slices import ReferencePolicy, aggregate, groupings
+
+    policy = ReferencePolicy.parse(slices.reference, slices.min_samples)
+    policy.check_attributes(slices.attributes)
+    for grouping in groupings(slices.attributes, slices.intersections):
+        together = dict(aggregate(stable.cells, grouping))
+        for key, counts in aggregate(candidate.cells, grouping).items():
+            together[key] = together[key] + counts if key in together else counts
+        policy.check_present(together, grouping)
+
+
+def lost_groups(
+    slices: Slices, stable: VersionCounts, candidate: VersionCounts
+) -> list[GateEvidence]:
+    """A group the stable file has and the candidate file lacks: its gates cannot vanish.
+
+    It fails when stable has at least ``minSamples`` decisions for it, and is insufficient
+    (not proven) otherwise; either way the gate cannot pass.
+    """
+    from fairshift.engine.counts import BinaryCounts, slice_name
+    from fairshift.engine.slices import aggregate, groupings
+
+    found: list[GateEvidence] = []
+    for grouping in groupings(slices.attributes, slices.intersections):
+        after = aggregate(candidate.cells, grouping)
+        for key, counts in sorted(aggregate(stable.cells, grouping).items()):
+            n = counts.predictions
+            if n == 0 or after.get(key, BinaryCounts()).predictions > 0:
+                continue
+            enough = n >= slices.min_samples
+            found.append(
+                GateEvidence(
+                    gate=COVERAGE_GATE,
+                    metric="decisions",
+                    severity="critical",
+                    slice=slice_name(key),
+                    stable=n,
+                    candidate=0,
+                    bound="min",
+                    threshold=1,
+                    stable_samples=n,
+                    outcome=Outcome.FAIL if enough else Outcome.INSUFFICIENT,
+                    reason=f"the candidate file has no decisions for {slice_name(key)}"
+                    f" (stable has {n:.0f}{'' if enough else ', fewer than minSamples'});"
+                    " its gates cannot be checked",
+                )
+            )
+    return found
 
 
 def rows(analysis: Analysis, evaluation: Evaluation) -> list[GateEvidence]:
@@ -90,8 +157,9 @@ def row_order(analysis: Analysis) -> Any:
     return lambda cell: (order[cell.gate.name], len(cell.measurement.slice), cell.measurement.slice)
 
 
-def exit_code(evaluation: Evaluation) -> int:
-    outcomes = {c.outcome for c in evaluation.cells}
+def exit_code(found: list[GateEvidence]) -> int:
+    """fail when any row failed; pass only when every checked row passed; else not proven."""
+    outcomes = {e.outcome for e in found} - {Outcome.SKIPPED}
     if Outcome.FAIL in outcomes:
         return EXIT_FAIL
     if outcomes - {Outcome.PASS} or not outcomes:
@@ -165,11 +233,10 @@ def run(args: argparse.Namespace) -> int:
     from fairshift.metrics.csvfile import DataFileError
 
     try:
-        analysis, evaluation = run_gate(args)
+        _, _, found = run_gate(args)
     except (PolicyError, DataFileError) as error:
         print(f"fairshift gate: error: {error}", file=sys.stderr)
         return EXIT_INVALID
-    found = rows(analysis, evaluation)
-    code = exit_code(evaluation)
+    code = exit_code(found)
     (print_json if args.format == "json" else print_table)(found, code)
     return code

@@ -17,16 +17,18 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
+from fairshift.api.spec import Slices
 from fairshift.engine.slices import ReferencePolicy
 from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_counts
 
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
-    from fairshift.engine.measurement import Document
+    from fairshift.commands.measurement import Document
 
 EXIT_OK = 0
 EXIT_INVALID_INPUT = 2
 ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TABLE_WIDTH = 140
+DEFAULT_MIN_SAMPLES: int = Slices.model_fields["min_samples"].default
 
 GROUP_COLUMNS = (
     ("n", "n"),
@@ -117,9 +119,9 @@ def run(args: argparse.Namespace) -> int:
     """Handler of ``fairshift measure``."""
     try:
         attributes = parse_attributes(args.attributes)
-        from fairshift.engine.measurement import measurement_document
+        from fairshift.commands.measurement import measurement_document
 
-        policy = ReferencePolicy.parse(args.reference)
+        policy = ReferencePolicy.parse(args.reference, args.min_samples)
         data = read_counts(args.data, attributes)
         document = measurement_document(data.counts, attributes, policy)
     except (DataFileError, ValueError) as error:
@@ -155,7 +157,16 @@ def register(subparsers: Any) -> None:
         "--reference",
         default="majority",
         metavar="POLICY",
-        help="reference group: majority (default), worst (lowest selection rate) or sex=M",
+        help="reference group: majority (default), worst (lowest selection rate among groups"
+        " with at least --min-samples decisions) or sex=M",
+    )
+    parser.add_argument(
+        "--min-samples",
+        type=int,
+        default=DEFAULT_MIN_SAMPLES,
+        metavar="N",
+        help=f"decisions a group needs to be the worst reference (default {DEFAULT_MIN_SAMPLES},"
+        " as slices.minSamples)",
     )
     parser.add_argument("--format", choices=("json", "table"), default="table")
     parser.set_defaults(handler=run)

@@ -125,9 +125,13 @@ class Spread:
 
 
 def spread(groups: Mapping[SliceKey, BinaryCounts], rate: RateFunction) -> Spread:
-    """Spread of ``rate`` over the groups where it is defined (all undefined: both None)."""
+    """Spread of ``rate`` over the groups where it is defined.
+
+    A spread needs two groups to compare: with fewer than two defined values it is undefined
+    (both None), never a perfect 0 / 1.
+    """
     values = [v for c in groups.values() if (v := rate(c).value) is not None]
-    if not values:
+    if len(values) < 2:
         return Spread(None, None)
     low, high = min(values), max(values)
     return Spread(difference=high - low, ratio=_ratio(low, high))

@@ -634,7 +634,8 @@ def measure_gate(
     if info.family is MetricFamily.RATE:
         return rate_measurements(gate, s_pop, c_pop)
     if info.family is MetricFamily.FAIRNESS:
-        refs = references(s_pop, c_pop, policy or ReferencePolicy.parse(slices.reference))
+        reference = policy or ReferencePolicy.parse(slices.reference, slices.min_samples)
+        refs = references(s_pop, c_pop, reference)
         return fairness_measurements(gate, s_pop, c_pop, refs)
     if info.family is MetricFamily.CALIBRATION:
         return calibration_measurements(gate, stable, candidate, keys)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from typing import Literal, TypeVar
 
-from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey
+from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, slice_name
 
 T = TypeVar("T", BinaryCounts, Histogram)
 
@@ -59,23 +59,25 @@ class ReferencePolicy:
     """How the reference group of a grouping is chosen.
 
     ``majority``: the group with the most decisions. ``worst``: the group with the lowest value
-    of the metric being compared (chosen by the caller through ``score``). ``explicit``:
+    of the metric being compared (chosen by the caller through ``score``) among the groups with
+    at least ``min_samples`` decisions (the majority when none has that many). ``explicit``:
     the group with the given attribute values; for a grouping the explicit values do not fully
     cover, the majority group is used.
     """
 
     kind: Literal["majority", "worst", "explicit"] = "majority"
     explicit: Mapping[str, str] | None = None
+    min_samples: float = 0.0
 
     @classmethod
-    def parse(cls, text: str | Mapping[str, str]) -> ReferencePolicy:
+    def parse(cls, text: str | Mapping[str, str], min_samples: float = 0.0) -> ReferencePolicy:
         """``majority``, ``worst``, ``sex=M,race=white`` or a mapping."""
         if isinstance(text, Mapping):
             if not text:
                 raise ValueError("an explicit reference needs at least one attribute=value")
-            return cls("explicit", {str(k): str(v) for k, v in text.items()})
+            return cls("explicit", {str(k): str(v) for k, v in text.items()}, min_samples)
         if text in ("majority", "worst"):
-            return cls(text)  # type: ignore[arg-type]
+            return cls(text, None, min_samples)  # type: ignore[arg-type]
         pairs: dict[str, str] = {}
         for part in text.split(","):
             name, sep, value = part.partition("=")
@@ -84,7 +86,37 @@ class ReferencePolicy:
                     f"reference must be 'majority', 'worst' or attribute=value, got {text!r}"
                 )
             pairs[name.strip()] = value.strip()
-        return cls("explicit", pairs)
+        return cls("explicit", pairs, min_samples)
+
+    def check_attributes(self, attributes: Sequence[str]) -> None:
+        """Refuse (ValueError) an explicit reference on an attribute that is not sliced."""
+        unknown = sorted(set(self.explicit or {}) - set(attributes))
+        if self.kind == "explicit" and unknown:
+            raise ValueError(
+                f"reference names attribute(s) {', '.join(unknown)} not among the slice"
+                f" attributes ({', '.join(attributes) or 'none'})"
+            )
+
+    def check_present(self, groups: Mapping[SliceKey, BinaryCounts], grouping: Grouping) -> None:
+        """Refuse (ValueError) an explicit reference group that has no decisions in ``groups``.
+
+        The message names the group and the values the data has, so ``race=caucasian`` for
+        ``Caucasian`` is seen at once.
+        """
+        wanted = self.explicit_key(grouping)
+        if wanted is None or groups.get(wanted, BinaryCounts()).predictions > 0:
+            return
+        seen = sorted({slice_name(key) for key, counts in groups.items() if counts.predictions})
+        raise ValueError(
+            f"reference group {slice_name(wanted)} has no decisions in the data"
+            f" (groups of {', '.join(grouping)}: {', '.join(seen) or 'none'})"
+        )
+
+    def explicit_key(self, grouping: Grouping) -> SliceKey | None:
+        """The explicit reference's key in ``grouping``, when its values cover the grouping."""
+        if self.kind != "explicit" or not self.explicit or not set(grouping) <= set(self.explicit):
+            return None
+        return tuple(sorted((a, self.explicit[a]) for a in grouping))
 
     def choose(
         self,
@@ -95,11 +127,15 @@ class ReferencePolicy:
         """The reference key among ``groups`` (None when no group qualifies)."""
         if not groups:
             return None
-        if self.kind == "explicit" and self.explicit and set(grouping) <= set(self.explicit):
-            wanted = tuple(sorted((a, self.explicit[a]) for a in grouping))
+        wanted = self.explicit_key(grouping)
+        if wanted is not None:
             return wanted if wanted in groups else None
         if self.kind == "worst" and score is not None:
-            scored = [(s, k) for k, c in groups.items() if (s := score(c)) is not None]
+            scored = [
+                (s, k)
+                for k, c in groups.items()
+                if c.predictions >= self.min_samples and (s := score(c)) is not None
+            ]
             if scored:
                 return min(scored)[1]
         return max(groups.items(), key=lambda item: (item[1].predictions, item[0]))[0]

@@ -181,6 +181,7 @@ def _number(text: str) -> float | None:
 
 
 def _check_header(path: str, header: Sequence[str], attributes: Sequence[str]) -> None:
+    _refuse_duplicates(path, header)
     present = set(header)
     if PREDICTION not in present:
         raise DataFileError(f"{path}: line 1: missing required column {PREDICTION!r}")
@@ -192,6 +193,23 @@ def _check_header(path: str, header: Sequence[str], attributes: Sequence[str]) -
                 f"{path}: line 1: no column for attribute {attribute!r}"
                 f" (columns: {', '.join(header)})"
             )
+
+
+def _refuse_duplicates(path: str, header: Sequence[str]) -> None:
+    """Two columns with one name are ambiguous (which one holds the values?): refuse them."""
+    positions: dict[str, list[int]] = {}
+    for position, name in enumerate(header, start=1):
+        positions.setdefault(name, []).append(position)
+    repeated = [
+        f"{name!r} (columns {', '.join(map(str, where))})"
+        for name, where in positions.items()
+        if len(where) > 1
+    ]
+    if repeated:
+        raise DataFileError(
+            f"{path}: line 1: duplicate column names: {'; '.join(repeated)};"
+            " rename or drop the copies"
+        )
 
 
 def _rows(path: str) -> Iterator[tuple[int, list[str]]]:

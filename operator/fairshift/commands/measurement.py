@@ -4,8 +4,10 @@ Groupings are each attribute alone, in the order given, then (with two or more a
 intersection of all of them, named by joining the attributes with ``*`` (``sex*age_band``).
 Per grouping the document lists every group's rates and its standing against the reference
 group (chosen by a :class:`~fairshift.engine.slices.ReferencePolicy`; ``worst`` means the
-lowest selection rate), and Fairlearn's between-groups disparities. Undefined values are None
-(JSON null); groups are sorted by their attribute values.
+lowest selection rate among groups with at least ``--min-samples`` decisions), and
+Fairlearn's between-groups disparities (undefined with fewer than two groups). Undefined values
+are None (JSON null); groups are sorted by their attribute values. It lives with the command,
+not in the engine: it is one command's output format.
 """
 
 from __future__ import annotations
@@ -128,22 +130,8 @@ def _lowest_selection_rate(counts: BinaryCounts) -> float | None:
 def _reference(
     policy: ReferencePolicy, groups: Mapping[SliceKey, BinaryCounts], grouping: Grouping
 ) -> SliceKey | None:
-    chosen = policy.choose(groups, grouping, score=_lowest_selection_rate)
-    explicit = policy.explicit or {}
-    if chosen is None and policy.kind == "explicit" and set(grouping) <= set(explicit):
-        wanted = ", ".join(f"{a}={explicit[a]}" for a in grouping)
-        raise ValueError(f"reference group {wanted} has no decisions in the data")
-    return chosen
-
-
-def check_reference(policy: ReferencePolicy, attributes: Sequence[str]) -> None:
-    """Raise ValueError when an explicit reference names an attribute not being measured."""
-    unknown = sorted(set(policy.explicit or {}) - set(attributes))
-    if policy.kind == "explicit" and unknown:
-        raise ValueError(
-            f"reference names attribute(s) {', '.join(unknown)} not among the measured"
-            f" attributes ({', '.join(attributes)})"
-        )
+    policy.check_present(groups, grouping)
+    return policy.choose(groups, grouping, score=_lowest_selection_rate)
 
 
 def _grouping_section(
@@ -165,7 +153,7 @@ def measurement_document(
     counts: VersionCounts, attributes: Sequence[str], policy: ReferencePolicy
 ) -> Document:
     """The JSON-ready measurement of one version (raises ValueError on a bad reference)."""
-    check_reference(policy, attributes)
+    policy.check_attributes(attributes)
     groups: Document = {}
     disparity: Document = {}
     for order in measured_groupings(attributes):
