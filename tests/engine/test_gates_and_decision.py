@@ -192,8 +192,8 @@ def test_counts_the_engine_cannot_judge_are_no_data_with_a_reason() -> None:
         key: {0: Histogram((0.5, 1.0), (10.0, 5.0)), 1: Histogram((0.3, 1.0), (4.0, 9.0))}
         for key in version(10).cells
     }
-    stable = version(20_000)
-    candidate = VersionCounts(cells=stable.cells, labelled_scores=mismatched)
+    stable = VersionCounts(cells=version(20_000).cells, labelled_scores=mismatched)
+    candidate = stable
     result = evaluate(spec, stable, candidate)
     broken = [c for c in result.cells if c.gate.name == "calibration"]
     assert broken and {c.outcome for c in broken} == {Outcome.NO_DATA}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from fairshift.api.spec import Analysis, Gate
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
+from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_ratios
 from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
 from fairshift.engine.harm import Measurement, Population, measure_gate, population
 from fairshift.engine.intervals import ConfidenceInterval
@@ -307,9 +308,10 @@ def evaluate(
 ) -> Evaluation:
     """Measure and judge every gate on every slice."""
     chosen = tuple(gates if gates is not None else analysis.gates)
-    groups = (population(stable, analysis.slices), population(candidate, analysis.slices))
+    s_like, c_like = comparable(stable, candidate)
+    groups = (population(s_like, analysis.slices), population(c_like, analysis.slices))
     measurements = [
-        m for gate in chosen for m in guarded_measure(gate, analysis, stable, candidate, groups)
+        m for gate in chosen for m in guarded_measure(gate, analysis, s_like, c_like, groups)
     ]
     critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
     cells = [
@@ -324,7 +326,43 @@ def evaluate(
     cells = apply_warning_fdr(cells, analysis.alpha, single_look)
     if single_look:
         cells = apply_holm(cells, analysis.alpha)
+    cells.extend(sample_ratio_cells(stable, candidate, analysis))
     return Evaluation(tuple(cells), chosen)
+
+
+SAMPLE_RATIO_GATE = Gate(
+    name="sample-ratio",
+    query="each slice's share of decisions, candidate against stable",
+    max=0.0,
+    severity="warning",
+)
+"""Not a user's gate: the name under which sample-ratio mismatches are reported."""
+
+
+def sample_ratio_cells(
+    stable: VersionCounts, candidate: VersionCounts, analysis: Analysis
+) -> list[CellResult]:
+    """A warning cell for every slice whose share of traffic differs between the versions."""
+    found = []
+    for check in sample_ratios(stable, candidate, analysis.slices):
+        if not check.mismatched:
+            continue
+        s, c = check.stable_share.value, check.candidate_share.value
+        m = Measurement(
+            gate=SAMPLE_RATIO_GATE,
+            slice=check.slice,
+            reference=None,
+            stable_value=s,
+            candidate_value=c,
+            estimate=None if s is None or c is None else c - s,
+            variance=None,
+            acceptable=(0.0, 0.0),
+            stable_samples=check.stable_share.successes,
+            candidate_samples=check.candidate_share.successes,
+            note=check.reason,
+        )
+        found.append(CellResult(m, None, None, Outcome.WARN, check.reason, SAMPLE_RATIO_ALPHA))
+    return found
 
 
 def guarded_measure(

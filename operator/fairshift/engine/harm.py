@@ -289,10 +289,7 @@ def fairness_measurement(
     )
     if is_relative(gate):
         estimate, variance = difference(candidate, stable)
-        region, note = relative_region(gate), ""
-        if gate.metric in SIGNED_GAPS and gate.bound_kind == "maxIncrease" and stable:
-            region = magnitude_region(stable.value, gate.threshold)
-            note = f"the gap's size may grow by at most {gate.threshold:g}, in either direction"
+        region, note = either_role_region(gate, stable.value if stable else None)
         return replace(
             common,
             estimate=estimate,
@@ -338,6 +335,40 @@ def difference(candidate: GroupGap, stable: GroupGap | None) -> tuple[float | No
     if stable.variance is not None and candidate.variance is not None:
         variance = stable.variance + candidate.variance
     return candidate.value - stable.value, variance
+
+
+def either_role_region(gate: Gate, stable_value: float | None) -> tuple[tuple[float, float], str]:
+    """The acceptable change of a group's fairness value, whichever group is the reference.
+
+    A harm to the reference group shows up as the other groups moving the "wrong" way: their
+    ratio to it rises, their gap to it turns negative. So a relative bound holds for every
+    pair of groups in both roles: a signed gap's size may grow by at most the margin
+    (``magnitude_region``), or, under ``maxDecrease``/``maxChange``, move by at most the
+    margin either way; a ratio ``c`` to the reference may fall by at most ``t`` and so may the
+    reference's ratio to the group, ``1/c``.
+    """
+    t = gate.threshold
+    if gate.metric in SIGNED_GAPS:
+        if gate.bound_kind == "maxIncrease":
+            note = f"the gap's size may grow by at most {t:g}, in either direction"
+            return magnitude_region(stable_value, t), note
+        return (-t, t), f"the gap may move by at most {t:g}, whichever group is the reference"
+    if gate.metric == "disparate_impact" and stable_value:
+        note = f"the ratio may move by at most {t:g} with either group as the reference"
+        return ratio_region(gate.bound_kind, stable_value, t), note
+    return relative_region(gate), ""
+
+
+def ratio_region(kind: str, s: float, t: float) -> tuple[float, float]:
+    """Allowed ``c - s`` for a ratio ``s -> c`` with both ``c`` and ``1/c`` within ``kind``."""
+    low, high = -INF, INF
+    if kind in ("maxDecrease", "maxChange"):
+        low = -t
+        high = 1.0 / (1.0 / s - t) - s if 1.0 / s > t else INF
+    if kind in ("maxIncrease", "maxChange"):
+        high = min(high, t)
+        low = max(low, 1.0 / (1.0 / s + t) - s)
+    return low, high
 
 
 SIGNED_GAPS = ("tpr_gap", "fpr_gap", "statistical_parity_difference")
