@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from fairshift.cli import main
+from fairshift.commands.exitcodes import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICY = {
@@ -85,7 +86,7 @@ def test_a_tpr_drop_for_women_fails_whoever_is_the_reference(
 def test_too_little_data_is_not_proven(tmp_path: Path, policy: Path) -> None:
     stable = decisions(tmp_path / "s.csv", 300, 0.8, 1)
     candidate = decisions(tmp_path / "c.csv", 300, 0.8, 2)
-    assert gate(policy, stable, candidate) == 3
+    assert gate(policy, stable, candidate) == ExitCode.NOT_PROVEN
 
 
 @pytest.mark.parametrize(

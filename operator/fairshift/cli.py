@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from fairshift import __version__
+from fairshift.commands.exitcodes import ExitCode, exit_code_table
 
 COMMAND_MODULES = (
     "crd",
@@ -25,13 +26,13 @@ COMMAND_MODULES = (
     "demo",
 )
 
-EXIT_INVALID_INPUT = 2
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fairshift",
         description="Progressive delivery of ML models, gated on per-slice fairness.",
+        epilog=f"exit codes (every command):\n{exit_code_table()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"fairshift {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
-        return EXIT_INVALID_INPUT
+        return ExitCode.USAGE
     code: int = handler(args)
     return code
 

@@ -16,13 +16,7 @@ from fairshift.api.status import Phase
 from fairshift.commands import actions, views
 from fairshift.commands.actions import ACTION_ANNOTATION, allowed, new_request, refusal
 from fairshift.commands.audit import chain_problems
-from fairshift.commands.invocation import (
-    EXIT_API,
-    EXIT_FAILED,
-    EXIT_NOT_ALLOWED,
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-)
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.engine.audit import chain_record
 from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY
 from fairshift.k8s.cli_access import AuditTrail, context_namespace
@@ -221,7 +215,7 @@ class TestActionCommands:
     ) -> None:
         version = stored(cluster)["metadata"]["resourceVersion"]
         code = run("promote", NAME, make_id=lambda: "a" * 32, clock=lambda: NOW)
-        assert code == EXIT_OK
+        assert code == ExitCode.OK
         written = cluster.writes_of(KIND, "patch")[-1].body
         assert written["metadata"]["resourceVersion"] == version
         value = json.loads(stored(cluster)["metadata"]["annotations"][ACTION_ANNOTATION])
@@ -229,46 +223,46 @@ class TestActionCommands:
         assert "requested promote of lending/credit-scorer" in capsys.readouterr().out
 
     def test_promote_full(self, run: Runner, cluster: FakeObjects) -> None:
-        assert run("promote", NAME, "--full") == EXIT_OK
+        assert run("promote", NAME, "--full") == ExitCode.OK
         value = json.loads(stored(cluster)["metadata"]["annotations"][ACTION_ANNOTATION])
         assert value["action"] == "promote-full"
 
     def test_resume_while_not_paused_is_refused_with_exit_4_and_nothing_written(
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert run("resume", NAME) == EXIT_NOT_ALLOWED
+        assert run("resume", NAME) == ExitCode.NOT_ALLOWED
         assert cluster.writes_of(KIND, "patch") == []
         assert "cannot resume credit-scorer while it is Canary" in capsys.readouterr().err
 
     def test_resume_while_paused(self, run: Runner, cluster: FakeObjects) -> None:
         with_phase(cluster, "Paused", pausedReason="manual")
-        assert run("resume", NAME) == EXIT_OK
+        assert run("resume", NAME) == ExitCode.OK
 
     def test_retry_only_after_a_rollback(self, run: Runner, cluster: FakeObjects) -> None:
-        assert run("retry", NAME) == EXIT_NOT_ALLOWED
+        assert run("retry", NAME) == ExitCode.NOT_ALLOWED
         with_phase(cluster, "RolledBack")
-        assert run("retry", NAME) == EXIT_OK
+        assert run("retry", NAME) == ExitCode.OK
 
     def test_an_unhandled_earlier_request_blocks_a_new_one_unless_forced(
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert run("pause", NAME, make_id=lambda: "1" * 32) == EXIT_OK
-        assert run("abort", NAME) == EXIT_NOT_ALLOWED
+        assert run("pause", NAME, make_id=lambda: "1" * 32) == ExitCode.OK
+        assert run("abort", NAME) == ExitCode.NOT_ALLOWED
         assert "an earlier request (pause, id 1111" in capsys.readouterr().err
-        assert run("abort", NAME, "--force") == EXIT_OK
+        assert run("abort", NAME, "--force") == ExitCode.OK
 
     def test_a_handled_earlier_request_does_not_block(
         self, run: Runner, cluster: FakeObjects
     ) -> None:
-        assert run("pause", NAME, make_id=lambda: "1" * 32) == EXIT_OK
+        assert run("pause", NAME, make_id=lambda: "1" * 32) == ExitCode.OK
         with_phase(cluster, "Paused", handledAction="1" * 32)
-        assert run("resume", NAME) == EXIT_OK
+        assert run("resume", NAME) == ExitCode.OK
 
     def test_a_phase_change_between_read_and_write_is_rechecked(
         self, run: Runner, cluster: FakeObjects
     ) -> None:
         cluster.interleave("patch", KIND, lambda: with_phase(cluster, "RolledBack"))
-        assert run("pause", NAME) == EXIT_NOT_ALLOWED
+        assert run("pause", NAME) == ExitCode.NOT_ALLOWED
         assert len(cluster.rejected) == 1
         assert ACTION_ANNOTATION not in (stored(cluster)["metadata"].get("annotations") or {})
 
@@ -276,7 +270,7 @@ class TestActionCommands:
         self, run: Runner, cluster: FakeObjects
     ) -> None:
         cluster.interleave("patch", KIND, lambda: with_phase(cluster, "Canary", message="x"))
-        assert run("pause", NAME) == EXIT_OK
+        assert run("pause", NAME) == ExitCode.OK
         assert ACTION_ANNOTATION in stored(cluster)["metadata"]["annotations"]
 
     def test_wait_reports_the_phase_the_operator_reached(
@@ -286,7 +280,7 @@ class TestActionCommands:
             with_phase(cluster, "Paused", handledAction="f" * 32, message="paused by hand")
 
         code = run("pause", NAME, "--wait", make_id=lambda: "f" * 32, sleep=operator_handles)
-        assert code == EXIT_OK
+        assert code == ExitCode.OK
         assert "pause handled: phase Paused, step 3/7, canary 25% (paused by hand)" in (
             capsys.readouterr().out
         )
@@ -300,21 +294,21 @@ class TestActionCommands:
             "abort", NAME, "--wait", "--timeout", "5",
             monotonic=lambda: next(clock), sleep=slept.append,
         )  # fmt: skip
-        assert code == EXIT_FAILED
+        assert code == ExitCode.FAILED
         assert slept and all(0 <= s <= 1.0 for s in slept)
         assert "not handled within 5s" in capsys.readouterr().out
 
-    def test_a_missing_rollout_is_exit_3(self, run: Runner) -> None:
-        assert run("pause", "nope") == EXIT_NOT_FOUND
+    def test_a_missing_rollout_is_not_found(self, run: Runner) -> None:
+        assert run("pause", "nope") == ExitCode.NOT_FOUND
 
     def test_api_errors_are_exit_5(
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
         cluster.fail("patch", Forbidden("patching ModelRollout: forbidden", 403))
-        assert run("pause", NAME) == EXIT_API
+        assert run("pause", NAME) == ExitCode.API
         assert "forbidden" in capsys.readouterr().err
         cluster.fail("patch", Conflict("changed", 409), times=10)
-        assert run("pause", NAME) == EXIT_API
+        assert run("pause", NAME) == ExitCode.API
 
 
 # --- reading commands -------------------------------------------------------------------------
@@ -322,37 +316,37 @@ class TestActionCommands:
 
 class TestReadingCommands:
     def test_get_lists_the_namespace(self, run: Runner, capsys: pytest.CaptureFixture[str]) -> None:
-        assert run("get", clock=lambda: NOW) == EXIT_OK
+        assert run("get", clock=lambda: NOW) == ExitCode.OK
         out = capsys.readouterr().out
         assert "credit-scorer" in out and "Canary" in out and "3/7" in out
 
     def test_get_of_an_empty_namespace_says_so(
         self, run: Runner, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert run("get", "-n", "fraud") == EXIT_OK
+        assert run("get", "-n", "fraud") == ExitCode.OK
         assert "No ModelRollouts found in namespace fraud." in capsys.readouterr().out
 
     def test_get_all_namespaces(
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
         cluster.seed(rollout({"phase": "Idle"}, namespace="fraud", name="detector"))
-        assert run("get", "-A") == EXIT_OK
+        assert run("get", "-A") == ExitCode.OK
         out = capsys.readouterr().out
         assert "fraud" in out and "detector" in out and "credit-scorer" in out
 
     def test_status(self, run: Runner, capsys: pytest.CaptureFixture[str]) -> None:
-        assert run("status", NAME, clock=lambda: NOW) == EXIT_OK
+        assert run("status", NAME, clock=lambda: NOW) == ExitCode.OK
         assert "step 3/7" in capsys.readouterr().out
 
-    def test_status_of_a_missing_rollout_is_exit_3(
+    def test_status_of_a_missing_rollout_is_not_found(
         self, run: Runner, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert run("status", "nope") == EXIT_NOT_FOUND
+        assert run("status", "nope") == ExitCode.NOT_FOUND
         assert "ModelRollout lending/nope not found" in capsys.readouterr().err
 
     def test_status_when_the_api_fails_is_exit_5(self, run: Runner, cluster: FakeObjects) -> None:
         cluster.fail("get", KubeError("reading ModelRollout: connection refused"))
-        assert run("status", NAME) == EXIT_API
+        assert run("status", NAME) == ExitCode.API
 
     def test_watch_redraws_until_a_terminal_phase(
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
@@ -365,7 +359,7 @@ class TestReadingCommands:
             with_phase(cluster, next(phases))
 
         code = run("status", NAME, "--watch", "--interval", "0.5", sleep=later)
-        assert code == EXIT_OK
+        assert code == ExitCode.OK
         assert sleeps == [0.5, 0.5]
         assert "Succeeded" in capsys.readouterr().out
 
@@ -373,10 +367,10 @@ class TestReadingCommands:
         def interrupt(_: float) -> None:
             raise KeyboardInterrupt
 
-        assert run("status", NAME, "--watch", sleep=interrupt) == EXIT_OK
+        assert run("status", NAME, "--watch", sleep=interrupt) == ExitCode.OK
 
     def test_history(self, run: Runner, capsys: pytest.CaptureFixture[str]) -> None:
-        assert run("history", NAME) == EXIT_OK
+        assert run("history", NAME) == ExitCode.OK
         out = capsys.readouterr().out
         assert synthetic_chain()[13]["hash"][:12] in out
 
@@ -403,7 +397,7 @@ class TestAuditVerify:
     def test_an_intact_chain_is_exit_0(
         self, run: Runner, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        assert run("audit", "verify", NAME) == EXIT_OK
+        assert run("audit", "verify", NAME) == ExitCode.OK
         assert "is intact (14 records, head" in capsys.readouterr().out
 
     def test_an_edited_record_is_exit_1_naming_the_record(
@@ -412,7 +406,7 @@ class TestAuditVerify:
         records = synthetic_chain()[:14]
         records[4]["canaryWeight"] = 50
         store_chain(cluster, records)
-        assert run("audit", "verify", NAME) == EXIT_FAILED
+        assert run("audit", "verify", NAME) == ExitCode.FAILED
         out = capsys.readouterr().out
         assert "TAMPERED" in out
         assert "record 4 (seq 5): content does not match its hash (edited)" in out
@@ -421,12 +415,12 @@ class TestAuditVerify:
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
         store_chain(cluster, synthetic_chain()[:12])
-        assert run("audit", "verify", NAME) == EXIT_FAILED
+        assert run("audit", "verify", NAME) == ExitCode.FAILED
         assert "not the head the rollout recorded" in capsys.readouterr().out
 
     def test_an_emptied_store_is_caught(self, run: Runner, cluster: FakeObjects) -> None:
         store_chain(cluster, [])
-        assert run("audit", "verify", NAME) == EXIT_FAILED
+        assert run("audit", "verify", NAME) == ExitCode.FAILED
 
     def test_a_trimmed_store_verifies_from_the_last_dropped_record(
         self, run: Runner, cluster: FakeObjects
@@ -434,9 +428,9 @@ class TestAuditVerify:
         records = synthetic_chain()[:14]
         last_dropped = json.dumps(records[5])
         store_chain(cluster, records[6:], **{DROPPED_KEY: "6", DROPPED_LAST_KEY: last_dropped})
-        assert run("audit", "verify", NAME) == EXIT_OK
+        assert run("audit", "verify", NAME) == ExitCode.OK
         store_chain(cluster, records[7:], **{DROPPED_KEY: "6", DROPPED_LAST_KEY: last_dropped})
-        assert run("audit", "verify", NAME) == EXIT_FAILED
+        assert run("audit", "verify", NAME) == ExitCode.FAILED
 
     def test_records_after_the_recorded_head_are_reported(self) -> None:
         records = synthetic_chain()[:16]
@@ -488,7 +482,7 @@ class TestDefaultNamespace:
     ) -> None:
         moved = copy.deepcopy(rollout(status_fixture(), namespace="risk"))
         cluster.seed(moved)
-        assert run("status", NAME, "-n", "risk", clock=lambda: T0) == EXIT_OK
+        assert run("status", NAME, "-n", "risk", clock=lambda: T0) == ExitCode.OK
         assert "risk/credit-scorer" in capsys.readouterr().out
 
 
@@ -519,7 +513,7 @@ def test_verify_reads_again_when_the_operator_appended_after_the_head_was_read(
     cluster.interleave(
         "get", "ConfigMap", lambda: with_phase(cluster, "Canary", auditHead=records[-1]["hash"])
     )
-    assert run("audit", "verify", NAME) == EXIT_OK
+    assert run("audit", "verify", NAME) == ExitCode.OK
 
 
 def test_a_settled_rollout_shows_no_running_clocks() -> None:
@@ -537,11 +531,11 @@ def test_a_line_that_is_not_json_is_reported_in_place(
     lines[6] = lines[6][:40]  # cut in the middle
     cluster.objects.pop(("v1", "ConfigMap", NAMESPACE, f"{NAME}-audit"))
     cluster.seed({**body, "data": {"records.jsonl": "\n".join(lines) + "\n"}})
-    assert run("audit", "verify", NAME) == EXIT_FAILED
+    assert run("audit", "verify", NAME) == ExitCode.FAILED
     out = capsys.readouterr().out
     assert "record 6: not a JSON object (edited)" in out
     assert "record 7 (seq 8): does not follow the previous record" in out
-    assert run("history", NAME) == EXIT_OK
+    assert run("history", NAME) == ExitCode.OK
 
 
 def test_status_shows_a_request_the_operator_has_not_handled() -> None:

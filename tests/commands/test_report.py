@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from fairshift.commands import gate as gate_command
-from fairshift.commands.invocation import EXIT_NOT_FOUND, EXIT_OK, EXIT_USAGE
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.report.building import build_charts, write_report
 from fairshift.report.charts import gate_series
 from fairshift.report.regions import acceptable_region, estimate_label
@@ -130,7 +130,7 @@ class TestFromAGateDocument:
 
     def test_one_forest_plot_per_gate_with_estimates(self, gate_json: Path, run: Runner) -> None:
         out = gate_json.parent / "out"
-        assert run("report", "--from-gate", str(gate_json), "--out", str(out)) == EXIT_OK
+        assert run("report", "--from-gate", str(gate_json), "--out", str(out)) == ExitCode.OK
         document = json.loads(gate_json.read_text())
         with_estimates = {g["gate"] for g in document["gates"] if g["estimate"] is not None}
         assert "errors" not in with_estimates  # a PromQL gate is skipped offline
@@ -141,7 +141,7 @@ class TestFromAGateDocument:
     def test_a_document_without_gates_is_exit_2(self, tmp_path: Path, run: Runner) -> None:
         path = tmp_path / "other.json"
         path.write_text(json.dumps({"verdict": "pass"}))
-        assert run("report", "--from-gate", str(path), "--out", str(tmp_path)) == EXIT_USAGE
+        assert run("report", "--from-gate", str(path), "--out", str(tmp_path)) == ExitCode.USAGE
 
 
 class TestFromASavedRollout:
@@ -155,7 +155,7 @@ class TestFromASavedRollout:
         path = tmp_path / "mro.yaml"
         path.write_text(yaml.safe_dump(saved))
         out = tmp_path / "out"
-        assert run("report", "--from-status", str(path), "--out", str(out)) == EXIT_OK
+        assert run("report", "--from-status", str(path), "--out", str(out)) == ExitCode.OK
         assert_report(out, {"canary-weight.png", "forest-equal-opportunity.png",
                             "forest-four-fifths.png"})  # fmt: skip
         data = from_rollout(saved)
@@ -177,28 +177,28 @@ class TestFromASavedRollout:
 
 class TestFromTheCluster:
     def test_reads_the_audit_chain(self, tmp_path: Path, run: Runner) -> None:
-        assert run("report", "credit-scorer", "--out", str(tmp_path)) == EXIT_OK
+        assert run("report", "credit-scorer", "--out", str(tmp_path)) == ExitCode.OK
         page = assert_report(tmp_path, CHAIN_CHARTS)
         assert "auditHead" in page
         assert "audit chain</th><td>intact (14 records)" in page
 
     def test_a_missing_rollout_is_exit_3(self, tmp_path: Path, run: Runner) -> None:
-        assert run("report", "nope", "--out", str(tmp_path)) == EXIT_NOT_FOUND
+        assert run("report", "nope", "--out", str(tmp_path)) == ExitCode.NOT_FOUND
 
 
 class TestUsage:
     def test_exactly_one_source(self, tmp_path: Path, run: Runner) -> None:
-        assert run("report") == EXIT_USAGE
+        assert run("report") == ExitCode.USAGE
         other = str(tmp_path / "x.json")
-        assert run("report", "credit-scorer", "--from-gate", other) == EXIT_USAGE
+        assert run("report", "credit-scorer", "--from-gate", other) == ExitCode.USAGE
 
     def test_missing_and_unreadable_files(self, tmp_path: Path, run: Runner) -> None:
-        assert run("report", "--from-gate", str(tmp_path / "none.json")) == EXIT_NOT_FOUND
+        assert run("report", "--from-gate", str(tmp_path / "none.json")) == ExitCode.NOT_FOUND
         bad = tmp_path / "bad.yaml"
         bad.write_text("a: [unclosed")
-        assert run("report", "--from-status", str(bad)) == EXIT_USAGE
+        assert run("report", "--from-status", str(bad)) == ExitCode.USAGE
         bad.write_text("- a list")
-        assert run("report", "--from-status", str(bad)) == EXIT_USAGE
+        assert run("report", "--from-status", str(bad)) == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(
@@ -260,7 +260,7 @@ def test_unreadable_audit_lines_are_left_out_and_counted(
     lines[3] = "not json"
     cluster.objects.pop(("v1", "ConfigMap", "lending", "credit-scorer-audit"))
     cluster.seed({**body, "data": {"records.jsonl": "\n".join(lines) + "\n"}})
-    assert run("report", "credit-scorer", "--out", str(tmp_path)) == EXIT_OK
+    assert run("report", "credit-scorer", "--out", str(tmp_path)) == ExitCode.OK
     page = (tmp_path / "report.html").read_text()
     assert "unreadable audit lines left out</th><td>1 (fairshift audit verify)" in page
     assert "audit chain</th><td>3 problem(s): see fairshift audit verify (14 records)" in page

@@ -5,9 +5,9 @@ The request is the annotation ``fairshift.io/action`` holding
 was checked on). The operator handles each id once and records it in
 ``status.handledAction``; ``--wait`` polls for that and prints the phase reached.
 
-The CLI refuses (exit 4) what the rollout's phase does not accept, by the operator's own
-transition table, and a new request while an earlier one is still unhandled (unless
-``--force``). Exit 1 when ``--wait`` times out.
+The CLI refuses (``NOT_ALLOWED``) what the rollout's phase does not accept, by the operator's
+own transition table, and a new request while an earlier one is still unhandled (unless
+``--force``); ``FAILED`` when ``--wait`` times out (exit codes: ``commands.exitcodes``).
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from fairshift.api.status import Phase
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
-    EXIT_FAILED,
-    EXIT_NOT_ALLOWED,
-    EXIT_OK,
     CommandError,
     add_cluster_options,
     cluster_handler,
@@ -109,21 +107,21 @@ def current_phase(obj: Mapping[str, Any]) -> Phase:
     try:
         return parse_status(obj).phase
     except StatusError as error:
-        raise CommandError(f"cannot read the status: {error}", EXIT_NOT_ALLOWED) from None
+        raise CommandError(f"cannot read the status: {error}", ExitCode.NOT_ALLOWED) from None
 
 
 def check_request(obj: Mapping[str, Any], action: str, name: str, force: bool) -> None:
-    """Raise ``CommandError`` (exit 4) when the action must not be requested now."""
+    """Raise ``CommandError`` (``NOT_ALLOWED``) when the action must not be requested now."""
     phase = current_phase(obj)
     if not allowed(action, phase):
-        raise CommandError(refusal(action, phase, name), EXIT_NOT_ALLOWED)
+        raise CommandError(refusal(action, phase, name), ExitCode.NOT_ALLOWED)
     pending = pending_request(obj)
     if pending is not None and not force:
         raise CommandError(
             f"an earlier request ({pending.get('action')}, id {pending.get('id')}, "
             f"at {pending.get('requestedAt')}) is not handled yet; is the operator running? "
             "--force replaces it",
-            EXIT_NOT_ALLOWED,
+            ExitCode.NOT_ALLOWED,
         )
 
 
@@ -184,7 +182,7 @@ def run_action(
     send_request(access, namespace, args.name, request, args.force)
     out.print(f"requested {action} of {namespace}/{args.name} (id {request.id})")
     if not args.wait:
-        return EXIT_OK
+        return ExitCode.OK
     obj = wait_handled(
         lambda: require_rollout(access, namespace, args.name),
         request.id,
@@ -194,9 +192,9 @@ def run_action(
     )
     if obj is None:
         out.print(f"not handled within {args.timeout:g}s; is the operator running?")
-        return EXIT_FAILED
+        return ExitCode.FAILED
     out.print(outcome_line(obj, action))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def register(subparsers: Any) -> None:

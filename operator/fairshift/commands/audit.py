@@ -4,7 +4,8 @@ Reads the records from the ConfigMap ``<rollout>-audit`` and checks every hash, 
 sequence number, and that the newest record is the head the rollout's status recorded
 (``status.auditHead``), so edits, removals, reorderings and a cut tail all show. When older
 records were trimmed, the oldest kept record must follow the last trimmed one.
-Exit 0 when intact, 1 when not (one line per problem), 3 not found, 5 API error.
+Exits ``OK`` when intact, ``FAILED`` when not (one line per problem), ``NOT_FOUND`` or ``API``
+(see ``commands.exitcodes``).
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
-    EXIT_FAILED,
-    EXIT_OK,
     add_cluster_options,
     cluster_handler,
     require_rollout,
@@ -94,11 +94,11 @@ def run_verify(
             f"[green]ok[/]: the audit chain of {where} is intact "
             f"({len(trail.records)} records{trimmed}, head {short_hash(head)})"
         )
-        return EXIT_OK
+        return ExitCode.OK
     out.print(f"[bold red]TAMPERED[/]: the audit chain of {where} has {len(problems)} problem(s)")
     for problem in problems:
         out.print(f"  - {problem}", markup=False)
-    return EXIT_FAILED
+    return ExitCode.FAILED
 
 
 def register(subparsers: Any) -> None:

@@ -38,6 +38,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.text import Text
 
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.views import StatusError, render_status
 
 ROLLOUT = "credit-scorer"
@@ -348,7 +349,7 @@ def run(args: argparse.Namespace) -> int:
         demo = Demo(args, console)
     except DemoError as error:
         console.print(f"[red]{error}[/]")
-        return 2
+        return ExitCode.USAGE
     phase: str | None = None
     try:
         demo.up()
@@ -362,10 +363,10 @@ def run(args: argparse.Namespace) -> int:
         demo.epilogue(phase)
     except DemoError as error:
         console.print(f"[red]demo failed: {error}[/]  (logs: {demo.workdir})")
-        return 1
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
-        return 130
+        return ExitCode.INTERRUPTED
     finally:
         demo.cleanup()
-    return 0 if phase == "RolledBack" else 1
+    return ExitCode.OK if phase == "RolledBack" else ExitCode.FAILED

@@ -26,12 +26,12 @@ from rich.table import Table
 
 from fairshift.api.spec import Analysis, Slices, SpecError, parse_spec
 from fairshift.api.status import GateEvidence, Outcome
+from fairshift.commands.exitcodes import ExitCode
 
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
     from fairshift.engine.counts import VersionCounts
     from fairshift.engine.gates import Evaluation
 
-EXIT_PASS, EXIT_FAIL, EXIT_INVALID, EXIT_NOT_PROVEN = 0, 1, 2, 3
 COVERAGE_GATE = "(groups)"
 """The row of a group the candidate file lost (not a gate name a policy can use)."""
 OUTCOME_STYLE = {"pass": "green", "fail": "bold red", "warn": "yellow", "skipped": "dim"}
@@ -157,30 +157,30 @@ def row_order(analysis: Analysis) -> Any:
     return lambda cell: (order[cell.gate.name], len(cell.measurement.slice), cell.measurement.slice)
 
 
-def exit_code(found: list[GateEvidence]) -> int:
+def exit_code(found: list[GateEvidence]) -> ExitCode:
     """fail when any row failed; pass only when every checked row passed; else not proven."""
     outcomes = {e.outcome for e in found} - {Outcome.SKIPPED}
     if Outcome.FAIL in outcomes:
-        return EXIT_FAIL
+        return ExitCode.FAILED
     if outcomes - {Outcome.PASS} or not outcomes:
-        return EXIT_NOT_PROVEN
-    return EXIT_PASS
+        return ExitCode.NOT_PROVEN
+    return ExitCode.OK
 
 
-VERDICTS = {EXIT_PASS: "pass", EXIT_FAIL: "fail", EXIT_NOT_PROVEN: "not proven"}
+VERDICTS = {ExitCode.OK: "pass", ExitCode.FAILED: "fail", ExitCode.NOT_PROVEN: "not proven"}
 
 
-def print_json(found: list[GateEvidence], code: int) -> None:
+def print_json(found: list[GateEvidence], code: ExitCode) -> None:
     document = {
         "verdict": VERDICTS[code],
-        "exitCode": code,
+        "exitCode": int(code),
         "gates": [e.model_dump(mode="json", by_alias=True) for e in found],
     }
     json.dump(document, sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 
-def print_table(found: list[GateEvidence], code: int) -> None:
+def print_table(found: list[GateEvidence], code: ExitCode) -> None:
     table = Table(title=f"fairshift gate: {VERDICTS[code]}", title_justify="left")
     for name in (
         "gate",
@@ -236,7 +236,7 @@ def run(args: argparse.Namespace) -> int:
         _, _, found = run_gate(args)
     except (PolicyError, DataFileError) as error:
         print(f"fairshift gate: error: {error}", file=sys.stderr)
-        return EXIT_INVALID
+        return ExitCode.USAGE
     code = exit_code(found)
     (print_json if args.format == "json" else print_table)(found, code)
     return code

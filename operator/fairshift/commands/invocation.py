@@ -2,7 +2,7 @@
 
 A subcommand's work is a function ``(args, access, namespace, console) -> exit code``;
 ``cluster_handler`` turns it into an argparse handler that connects (with ``args.connect``,
-which tests replace), resolves the namespace, and maps failures to the exit codes below.
+which tests replace), resolves the namespace, and maps failures to ``commands.exitcodes``.
 """
 
 from __future__ import annotations
@@ -14,17 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.k8s.errors import KubeError, NotFound
 
 if TYPE_CHECKING:
     from fairshift.k8s.cli_access import RolloutAccess, Session
 
-EXIT_OK = 0
-EXIT_FAILED = 1  # a check failed (tampered audit chain, action not handled in time)
-EXIT_USAGE = 2  # usage error or invalid input
-EXIT_NOT_FOUND = 3  # the rollout (or the file) does not exist
-EXIT_NOT_ALLOWED = 4  # the action is not possible in the rollout's current phase
-EXIT_API = 5  # the API server failed or refused, or credentials are missing
 
 PIPE_WIDTH = 200
 
@@ -74,9 +69,9 @@ def cluster_handler(name: str, work: Work) -> Callable[[argparse.Namespace], int
         except CommandError as error:
             return fail(name, str(error), error.code)
         except NotFound as error:
-            return fail(name, str(error), EXIT_NOT_FOUND)
+            return fail(name, str(error), ExitCode.NOT_FOUND)
         except KubeError as error:
-            return fail(name, str(error), EXIT_API)
+            return fail(name, str(error), ExitCode.API)
 
     return handler
 
@@ -93,8 +88,8 @@ def fail(name: str, message: str, code: int) -> int:
 
 
 def require_rollout(access: RolloutAccess, namespace: str, name: str) -> dict[str, Any]:
-    """The rollout, or ``CommandError`` with exit code 3."""
+    """The rollout, or ``CommandError`` with ``NOT_FOUND``."""
     found = access.get_rollout(namespace, name)
     if found is None:
-        raise CommandError(f"ModelRollout {namespace}/{name} not found", EXIT_NOT_FOUND)
+        raise CommandError(f"ModelRollout {namespace}/{name} not found", ExitCode.NOT_FOUND)
     return found

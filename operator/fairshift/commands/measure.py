@@ -18,14 +18,13 @@ from rich.console import Console
 from rich.table import Table
 
 from fairshift.api.spec import Slices
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.engine.slices import ReferencePolicy
 from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_counts
 
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
     from fairshift.commands.measurement import Document
 
-EXIT_OK = 0
-EXIT_INVALID_INPUT = 2
 ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TABLE_WIDTH = 140
 DEFAULT_MIN_SAMPLES: int = Slices.model_fields["min_samples"].default
@@ -126,13 +125,13 @@ def run(args: argparse.Namespace) -> int:
         document = measurement_document(data.counts, attributes, policy)
     except (DataFileError, ValueError) as error:
         print(f"fairshift measure: error: {error}", file=sys.stderr)
-        return EXIT_INVALID_INPUT
+        return ExitCode.USAGE
     if args.format == "json":
         print(json.dumps(document, indent=2))
     else:
         width = None if sys.stdout.isatty() else TABLE_WIDTH
         print_tables(document, Console(file=sys.stdout, width=width))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def register(subparsers: Any) -> None:

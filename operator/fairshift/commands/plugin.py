@@ -2,7 +2,7 @@
 
 ``get`` lists rollouts as a table, ``status NAME`` shows one as a tree (``--watch`` redraws
 it in place until a terminal phase or Ctrl-C), ``history NAME`` prints its audit chain.
-Exit codes: 0 ok, 2 usage, 3 not found, 5 API error (see ``commands.invocation``).
+Exits ``OK``, ``USAGE``, ``NOT_FOUND`` or ``API`` (see ``commands.exitcodes``).
 """
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console, RenderableType
 from rich.live import Live
 
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
-    EXIT_API,
-    EXIT_OK,
     CommandError,
     add_cluster_options,
     cluster_handler,
@@ -80,9 +79,9 @@ def run_get(args: argparse.Namespace, access: RolloutAccess, namespace: str, out
     if not found:
         where = "any namespace" if scope is None else f"namespace {scope}"
         out.print(f"No ModelRollouts found in {where}.")
-        return EXIT_OK
+        return ExitCode.OK
     out.print(rollouts_table(found, args.clock(), all_namespaces=scope is None))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def status_view(obj: dict[str, Any], now: datetime) -> RenderableType:
@@ -90,7 +89,7 @@ def status_view(obj: dict[str, Any], now: datetime) -> RenderableType:
     try:
         return render_status(obj, now)
     except StatusError as error:
-        raise CommandError(f"cannot read the status: {error}", EXIT_API) from None
+        raise CommandError(f"cannot read the status: {error}", ExitCode.API) from None
 
 
 def run_status(
@@ -99,7 +98,7 @@ def run_status(
     obj = require_rollout(access, namespace, args.name)
     if not args.watch:
         out.print(status_view(obj, args.clock()))
-        return EXIT_OK
+        return ExitCode.OK
     return watch_status(lambda: require_rollout(access, namespace, args.name), args, out)
 
 
@@ -123,8 +122,8 @@ def watch_status(
                 obj = fetch()
                 live.update(status_view(obj, args.clock()), refresh=True)
         except KeyboardInterrupt:
-            return EXIT_OK
-    return EXIT_OK
+            return ExitCode.OK
+    return ExitCode.OK
 
 
 def run_history(
@@ -134,6 +133,6 @@ def run_history(
     trail = access.audit_trail(namespace, args.name)
     if not trail.records:
         out.print(f"No audit records for {namespace}/{args.name} yet.")
-        return EXIT_OK
+        return ExitCode.OK
     out.print(history_table(trail.records, trail.dropped))
-    return EXIT_OK
+    return ExitCode.OK

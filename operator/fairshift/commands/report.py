@@ -8,8 +8,8 @@ Sources (exactly one):
 - ``--from-gate FILE``: the output of ``fairshift gate --format json`` (one look).
 
 Writes the PNG charts and ``report.html`` (the same charts embedded, self-contained) into
-``--out`` (default ``fairshift-report-<name>``). Exit 0 written, 2 invalid input, 3 not found,
-5 API error.
+``--out`` (default ``fairshift-report-<name>``). Exits ``OK`` when written, ``USAGE`` on invalid
+input, ``NOT_FOUND`` or ``API`` (see ``commands.exitcodes``).
 """
 
 from __future__ import annotations
@@ -24,10 +24,8 @@ import yaml
 from rich.console import Console
 
 from fairshift.commands.audit import chain_problems
+from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
-    EXIT_NOT_FOUND,
-    EXIT_OK,
-    EXIT_USAGE,
     CommandError,
     add_cluster_options,
     cluster_handler,
@@ -53,11 +51,11 @@ def load_document(path: Path) -> Mapping[str, Any]:
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise CommandError(f"{path}: no such file", EXIT_NOT_FOUND) from None
+        raise CommandError(f"{path}: no such file", ExitCode.NOT_FOUND) from None
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise CommandError(f"{path}: not YAML or JSON ({error})", EXIT_USAGE) from None
+        raise CommandError(f"{path}: not YAML or JSON ({error})", ExitCode.USAGE) from None
     if not isinstance(document, Mapping):
-        raise CommandError(f"{path}: not a mapping", EXIT_USAGE)
+        raise CommandError(f"{path}: not a mapping", ExitCode.USAGE)
     return document
 
 
@@ -103,7 +101,7 @@ def emit(data: ReportData, args: argparse.Namespace, out: Console) -> int:
     out.print(f"wrote {files.page}")
     for chart in files.charts:
         out.print(f"wrote {chart}")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def run_cluster(
@@ -112,14 +110,16 @@ def run_cluster(
     try:
         data = data_from_cluster(access, namespace, args.name)
     except ReportInputError as error:
-        raise CommandError(str(error), EXIT_USAGE) from None
+        raise CommandError(str(error), ExitCode.USAGE) from None
     return emit(data, args, out)
 
 
 def run(args: argparse.Namespace) -> int:
     sources = [args.name is not None, args.from_status is not None, args.from_gate is not None]
     if sum(sources) != 1:
-        return fail("report", "give exactly one of NAME, --from-status, --from-gate", EXIT_USAGE)
+        return fail(
+            "report", "give exactly one of NAME, --from-status, --from-gate", ExitCode.USAGE
+        )
     if args.name is not None:
         return cluster_handler("report", run_cluster)(args)
     try:
@@ -127,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     except CommandError as error:
         return fail("report", str(error), error.code)
     except ReportInputError as error:
-        return fail("report", str(error), EXIT_USAGE)
+        return fail("report", str(error), ExitCode.USAGE)
 
 
 def register(subparsers: Any) -> None:
