@@ -23,7 +23,9 @@ A slice attribute becomes a label name on the first three series, so it must be 
 label name (:data:`ATTRIBUTE_PATTERN`) and must not be one of :data:`RESERVED_LABELS`: the
 convention's own labels, the labels Prometheus or the usual scrape configuration attach
 (``job``, ``instance``, ``version`` - the pod label that tells the stable model from the
-candidate), and ``__name__``; names starting with ``__`` are reserved by Prometheus too.
+candidate), the two labels the operator's queries set on each reading (:data:`READING_VERSION`,
+:data:`READING_INSTANT`), and ``__name__``; names starting with ``__`` are reserved by
+Prometheus too.
 """
 
 from __future__ import annotations
@@ -46,6 +48,10 @@ BUCKET_BOUND = "le"
 QUANTILE = "quantile"
 VERSION = "version"
 METRIC_NAME = "__name__"
+READING_VERSION = "fairshift_version"
+"""Set by the operator's queries on each reading: the version (stable, candidate) it is of."""
+READING_INSTANT = "fairshift_reading"
+"""Set by the operator's queries on each reading: the instant (start, end) it was taken at."""
 UNLABELLED = ""
 """The ``label`` value of scores observed at prediction time (ground truth not yet known)."""
 
@@ -62,7 +68,19 @@ RESERVED_PREFIX = "__"
 """Label names starting with this are reserved by Prometheus."""
 
 RESERVED_LABELS: frozenset[str] = frozenset(
-    {DECISION, LABEL, REASON, BUCKET_BOUND, QUANTILE, VERSION, METRIC_NAME, "job", "instance"}
+    {
+        DECISION,
+        LABEL,
+        REASON,
+        BUCKET_BOUND,
+        QUANTILE,
+        VERSION,
+        METRIC_NAME,
+        READING_VERSION,
+        READING_INSTANT,
+        "job",
+        "instance",
+    }
 )
 """Names a slice attribute cannot take: the convention's labels and the scrape-time labels."""
 

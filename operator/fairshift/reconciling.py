@@ -703,12 +703,12 @@ class Tick:
     def evaluate(self) -> Evaluation | None:
         analysis = self.spec.analysis
         assert analysis is not None
-        window = max(int(seconds_since(self.status.get("analysisStartedAt"), self.now)), 1)
+        start = min(parse_time(self.status.get("analysisStartedAt")) or self.now, self.now)
         source = self.deps.metrics_for(self.spec)
         ns, target = self.rollout.namespace, self.spec.target_ref.name
         try:
-            stable = source.collect(analysis, self.context(f"{target}-primary", "stable", window))
-            candidate = source.collect(analysis, self.context(target, "candidate", window))
+            stable = source.collect(analysis, self.context(f"{target}-primary", "stable", start))
+            candidate = source.collect(analysis, self.context(target, "candidate", start))
         except InvalidQueryError as error:
             self.status["message"] = f"a query cannot run as written: {error}"
             self.status["reason"] = "InvalidQuery"
@@ -723,14 +723,15 @@ class Tick:
         self.status["lastAnalysisAt"] = iso(self.now)
         return evaluate(analysis, stable, candidate)
 
-    def context(self, deployment: str, version: str, window: int) -> QueryContext:
+    def context(self, deployment: str, version: str, start: datetime) -> QueryContext:
         return QueryContext(
             namespace=self.rollout.namespace,
             rollout=self.rollout.name,
             deployment=deployment,
             version=version,  # type: ignore[arg-type]
             service=f"{self.rollout.name}-{'primary' if version == 'stable' else 'canary'}",
-            window_seconds=window,
+            start=start,
+            end=self.now,
         )
 
     def error_event(self) -> Event | None:

@@ -6,6 +6,7 @@ Imported by the tests of this directory as ``prometheus_fake``; the fixture live
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -125,3 +126,132 @@ class FakePrometheus:
                 pass
 
         return Handler
+
+
+LOOKBACK_SECONDS = 300.0
+"""How far back an instant selector looks for a series' latest sample (Prometheus' default)."""
+
+MATCHER = re.compile(r'(\w+)\s*(=~|!=|=)\s*"((?:[^"\\]|\\.)*)"')
+READING = re.compile(
+    r"label_replace\(label_replace\((?P<name>\w+)(?:\{(?P<selector>.*?)\})? @ (?P<at>[\d.]+), "
+    r'"fairshift_reading", "(?P<instant>\w+)", "", ""\), '
+    r'"fairshift_version", "(?P<version>\w+)", "", ""\)'
+)
+INCREASE = re.compile(
+    r"^sum(?: by \((?P<by>[^)]*)\))? ?\(increase\((?P<name>\w+)(?:\{(?P<selector>.*)\})?"
+    r"\[(?P<window>\d+)s\]\)\)$"
+)
+
+
+@dataclass
+class Series:
+    """One stored series: its labels (``__name__`` included) and its ``(time, value)`` samples.
+
+    ``ends_at``: when its target went away (Prometheus marks it stale); absent from then on.
+    """
+
+    labels: dict[str, str]
+    points: list[tuple[float, float]]
+    ends_at: float | None = None
+
+    def value_at(self, at: float) -> float | None:
+        """What an instant selector reads at ``at``: the latest sample within the lookback."""
+        if self.ends_at is not None and at >= self.ends_at:
+            return None
+        seen = [v for t, v in self.points if at - LOOKBACK_SECONDS < t <= at]
+        return seen[-1] if seen else None
+
+    def in_range(self, start: float, end: float) -> list[tuple[float, float]]:
+        return [(t, v) for t, v in self.points if start < t <= end]
+
+
+def counter(
+    name: str, labels: dict[str, str], first: float, values: Sequence[float], every: float = 30.0
+) -> Series:
+    """A counter scraped every ``every`` seconds from ``first`` on."""
+    points = [(first + i * every, float(v)) for i, v in enumerate(values)]
+    return Series({"__name__": name, **labels}, points)
+
+
+def matches(labels: dict[str, str], selector: str | None) -> bool:
+    """Whether ``labels`` satisfy a selector's ``=``, ``!=`` and ``=~`` matchers."""
+    for name, op, raw in MATCHER.findall(selector or ""):
+        value = raw.replace('\\"', '"').replace("\\\\", "\\")
+        have = labels.get(name, "")
+        if op == "=" and have != value:
+            return False
+        if op == "!=" and have == value:
+            return False
+        if op == "=~" and not re.fullmatch(value, have):
+            return False
+    return True
+
+
+def extrapolated_increase(points: list[tuple[float, float]], start: float, end: float) -> float:
+    """Prometheus' ``increase``: reset-corrected, extrapolated towards the range's edges."""
+    first_t, first_v = points[0]
+    last_t, last_v = points[-1]
+    result = last_v - first_v
+    previous = 0.0
+    for _, value in points:
+        if value < previous:
+            result += previous
+        previous = value
+    to_start, to_end = first_t - start, end - last_t
+    sampled = last_t - first_t
+    average = sampled / (len(points) - 1)
+    if result > 0 and first_v >= 0:
+        to_start = min(to_start, sampled * (first_v / result))
+    threshold = average * 1.1
+    interval = sampled
+    interval += to_start if to_start < threshold else average / 2
+    interval += to_end if to_end < threshold else average / 2
+    return result * (interval / sampled)
+
+
+class SeriesPrometheus(FakePrometheus):
+    """A fake Prometheus over stored series: it evaluates fairshift's pinned readings and, to
+    show what they replace, ``sum by (...) (increase(...[w]))`` as Prometheus does."""
+
+    def __init__(self, now: float) -> None:
+        super().__init__()
+        self.series: list[Series] = []
+        self.now = now
+
+    def reply_for(self, query: str) -> Reply:
+        if any(fragment in query for fragment, _ in self.rules):
+            return super().reply_for(query)
+        if READING.search(query):
+            return self.readings(query)
+        found = INCREASE.match(query)
+        if found:
+            return self.increase(found)
+        return self.default
+
+    def readings(self, query: str) -> Reply:
+        samples = []
+        for part in READING.finditer(query):
+            markers = {"fairshift_reading": part["instant"], "fairshift_version": part["version"]}
+            for series in self.selected(part["name"], part["selector"]):
+                value = series.value_at(float(part["at"]))
+                if value is not None:
+                    samples.append(({**series.labels, **markers}, repr(value)))
+        return vector(*samples)
+
+    def increase(self, found: re.Match[str]) -> Reply:
+        by = [name.strip() for name in (found["by"] or "").split(",") if name.strip()]
+        end = self.now
+        start = end - float(found["window"])
+        sums: dict[tuple[tuple[str, str], ...], float] = {}
+        for series in self.selected(found["name"], found["selector"]):
+            points = series.in_range(start, end)
+            if len(points) < 2:
+                continue
+            key = tuple((k, series.labels[k]) for k in by if k in series.labels)
+            sums[key] = sums.get(key, 0.0) + extrapolated_increase(points, start, end)
+        return vector(*[(dict(key), repr(total)) for key, total in sums.items()])
+
+    def selected(self, name: str, selector: str | None) -> list[Series]:
+        return [
+            s for s in self.series if s.labels["__name__"] == name and matches(s.labels, selector)
+        ]

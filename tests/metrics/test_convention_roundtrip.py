@@ -1,18 +1,15 @@
 """The convention end to end: what ``fairshift_instrument`` exposes, read back through PromQL.
 
-A fake Prometheus evaluates the source's ``sum by (...) (increase(series{...}[w]))`` queries over
-a model server's exposition (as if the window covered the server's whole life, and dropping
-empty labels as Prometheus does), so the counts must equal those the CSV reader builds from the
-same decisions.
+A fake Prometheus stores two scrapes of a model server's exposition, one before the analysis
+starts and one before it ends, and answers the source's pinned readings from them; the counts
+must equal those the CSV reader builds from the decisions made in between.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import re
-from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ import pytest
 from fairshift_instrument import ModelMetrics
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-from prometheus_fake import FakePrometheus, Reply, vector
+from prometheus_fake import Series, SeriesPrometheus
 
 from fairshift.api.spec import Analysis
 from fairshift.engine.counts import Histogram, VersionCounts
@@ -28,35 +25,40 @@ from fairshift.metrics.csvfile import read_counts
 from fairshift.metrics.prometheus import PrometheusSource
 from fairshift.metrics.source import QueryContext
 
-QUERY = re.compile(
-    r"^sum(?: by \((?P<by>[^)]*)\))? ?\(increase\((?P<series>\w+)(?:\{.*\})?\[\d+s\]\)\)$"
-)
 ATTRIBUTES = ("sex", "age_band")
-CONTEXT = QueryContext("lending", "credit", "credit", "candidate", "credit-canary", 600)
+START = 1_700_000_000.0
+END = START + 600.0
+CONTEXT = QueryContext(
+    "lending",
+    "credit",
+    "credit",
+    "candidate",
+    "credit-canary",
+    datetime.fromtimestamp(START, UTC),
+    datetime.fromtimestamp(END, UTC),
+)
+POD = {"namespace": "lending", "pod": "credit-6d4f-aaaaa"}
 
 
-def evaluate(query: str, registry: CollectorRegistry) -> Reply:
-    """``sum by`` over the registry's current samples of one series."""
-    match = QUERY.match(query)
-    assert match is not None, f"unexpected query shape: {query}"
-    by = [name.strip() for name in (match["by"] or "").split(",") if name.strip()]
-    sums: dict[tuple[tuple[str, str], ...], float] = defaultdict(float)
+def scrape(registry: CollectorRegistry, at: float) -> list[Series]:
+    """One scrape of the registry at ``at``: every sample a series of one point, with the pod's
+    target labels and without empty labels, as Prometheus stores them."""
+    series = []
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
-            if sample.name != match["series"]:
-                continue
-            labels = {k: v for k, v in sample.labels.items() if k in by and v != ""}
-            sums[tuple(sorted(labels.items()))] += sample.value
-    return vector(*[(dict(labels), repr(total)) for labels, total in sums.items()])
+            labels = {k: v for k, v in sample.labels.items() if v != ""}
+            series.append(Series({"__name__": sample.name, **POD, **labels}, [(at, sample.value)]))
+    return series
 
 
-class RegistryPrometheus(FakePrometheus):
-    def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__()
-        self.registry = registry
-
-    def reply_for(self, query: str) -> Reply:
-        return evaluate(query, self.registry)
+def merged(*scrapes: list[Series]) -> list[Series]:
+    """The scrapes as stored series: points of the same labels joined in time order."""
+    stored: dict[tuple[tuple[str, str], ...], Series] = {}
+    for scraped in scrapes:
+        for one in scraped:
+            key = tuple(sorted(one.labels.items()))
+            stored.setdefault(key, Series(one.labels, [])).points.extend(one.points)
+    return list(stored.values())
 
 
 def decisions(seed: int, count: int) -> list[dict[str, Any]]:
@@ -85,15 +87,12 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def instrumented(rows: list[dict[str, Any]]) -> CollectorRegistry:
-    registry = CollectorRegistry()
-    metrics = ModelMetrics(ATTRIBUTES, registry=registry)
+def record(metrics: ModelMetrics, rows: list[dict[str, Any]]) -> None:
     for row in rows:
         cell = {attribute: row[attribute] for attribute in ATTRIBUTES}
         metrics.record_prediction(cell, row["prediction"], row["score"], row["latency_seconds"])
         if row["label"] is not None:
             metrics.record_outcome(cell, row["prediction"], row["label"], row["score"])
-    return registry
 
 
 def zero_like(histogram: Histogram) -> Histogram:
@@ -114,9 +113,16 @@ def assert_same_counts(prometheus: VersionCounts, files: VersionCounts) -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_prometheus_and_csv_give_the_same_counts(seed: int, tmp_path: Path) -> None:
-    rows = decisions(seed, 400)
-    write_csv(rows, tmp_path / "decisions.csv")
-    fake = RegistryPrometheus(instrumented(rows))
+    """The server ran before the analysis started: only the decisions after it are counted."""
+    before, during = decisions(seed, 150), decisions(seed + 100, 400)
+    write_csv(during, tmp_path / "decisions.csv")
+    registry = CollectorRegistry()
+    metrics = ModelMetrics(ATTRIBUTES, registry=registry)
+    record(metrics, before)
+    at_start = scrape(registry, START - 10)
+    record(metrics, during)
+    fake = SeriesPrometheus(now=END)
+    fake.series = merged(at_start, scrape(registry, END - 10))
     fake.start()
     try:
         analysis = Analysis.model_validate(
@@ -133,13 +139,14 @@ def test_prometheus_and_csv_give_the_same_counts(seed: int, tmp_path: Path) -> N
     files = read_counts(tmp_path / "decisions.csv", ATTRIBUTES).counts
     assert_same_counts(counts, files)
     assert counts.errors == 0
-    assert math.isclose(sum(c.predictions for c in counts.cells.values()), len(rows))
+    assert math.isclose(sum(c.predictions for c in counts.cells.values()), len(during))
 
 
-def test_the_fake_drops_empty_labels_like_prometheus() -> None:
+def test_the_scrape_drops_empty_labels_like_prometheus() -> None:
     registry = CollectorRegistry()
     ModelMetrics(["sex"], registry=registry).record_prediction({"sex": "F"}, 1, score=0.2)
-    reply = evaluate("sum by (sex, label, le) (increase(fairshift_score_bucket[60s]))", registry)
-    result = json.loads(reply.body)["data"]["result"]
-    assert all("label" not in item["metric"] for item in result)
-    assert len(result) == 21
+    buckets = [
+        s for s in scrape(registry, START) if s.labels["__name__"] == "fairshift_score_bucket"
+    ]
+    assert all("label" not in s.labels for s in buckets)
+    assert len(buckets) == 21

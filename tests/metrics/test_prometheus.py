@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,16 +17,24 @@ from fairshift.metrics.prometheus import PrometheusSource, PrometheusSources
 from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext
 
 SELECTOR = 'namespace="lending",pod=~"credit-scorer-[0-9a-z]+-[0-9a-z]+"'
-PREDICTIONS = (
-    f"sum by (sex, age_band, decision) (increase(fairshift_predictions_total{{{SELECTOR}}}[300s]))"
-)
-OUTCOMES = (
-    "sum by (sex, age_band, decision, label) "
-    f"(increase(fairshift_outcomes_total{{{SELECTOR}}}[300s]))"
-)
-SCORES = f"sum by (sex, age_band, label, le) (increase(fairshift_score_bucket{{{SELECTOR}}}[300s]))"
-LATENCY = f"sum by (le) (increase(fairshift_request_duration_seconds_bucket{{{SELECTOR}}}[300s]))"
-ERRORS = f"sum(increase(fairshift_errors_total{{{SELECTOR}}}[300s]))"
+END = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+START = END - timedelta(seconds=300)
+
+
+def readings(series: str, selector: str = SELECTOR) -> str:
+    """The query of one series' start and end readings of the candidate."""
+    return " or ".join(
+        f"label_replace(label_replace({series}{{{selector}}} @ {at.timestamp():.3f}, "
+        f'"fairshift_reading", "{instant}", "", ""), "fairshift_version", "candidate", "", "")'
+        for instant, at in (("start", START), ("end", END))
+    )
+
+
+PREDICTIONS = readings("fairshift_predictions_total")
+OUTCOMES = readings("fairshift_outcomes_total")
+SCORES = readings("fairshift_score_bucket")
+LATENCY = readings("fairshift_request_duration_seconds_bucket")
+ERRORS = readings("fairshift_errors_total")
 CUSTOM = f'sum(rate(http_requests_total{{ {SELECTOR},code=~"5.."}}[300s]))'
 
 WOMEN = {"sex": "F", "age_band": "60+"}
@@ -37,7 +46,8 @@ CONTEXT = QueryContext(
     deployment="credit-scorer",
     version="candidate",
     service="credit-scorer-canary",
-    window_seconds=300,
+    start=START,
+    end=END,
 )
 
 
@@ -59,6 +69,12 @@ ERROR_GATE = {
     "query": 'sum(rate(http_requests_total{ {{selector}},code=~"5.."}[{{window}}]))',
     "max": 0.01,
 }
+
+
+def at_end(*samples: tuple[dict[str, str], str]) -> Reply:
+    """Readings of series that appeared after the start: their counts are these values."""
+    markers = {"fairshift_reading": "end", "fairshift_version": "candidate"}
+    return vector(*[({**sample_labels, **markers}, value) for sample_labels, value in samples])
 
 
 def labels(cell: dict[str, str], **extra: str) -> dict[str, str]:
@@ -91,7 +107,7 @@ def healthy(prometheus: FakePrometheus) -> FakePrometheus:
     """Two cells with predictions, outcomes, scores; latency; two errors; a custom gate."""
     prometheus.answer(
         "fairshift_predictions_total",
-        vector(
+        at_end(
             (labels(WOMEN, decision="1"), "30.5"),
             (labels(WOMEN, decision="0"), "69.5"),
             (labels(MEN, decision="1"), "60"),
@@ -100,7 +116,7 @@ def healthy(prometheus: FakePrometheus) -> FakePrometheus:
     )
     prometheus.answer(
         "fairshift_outcomes_total",
-        vector(
+        at_end(
             (labels(WOMEN, decision="1", label="1"), "10"),
             (labels(WOMEN, decision="1", label="0"), "5"),
             (labels(WOMEN, decision="0", label="1"), "4"),
@@ -110,7 +126,7 @@ def healthy(prometheus: FakePrometheus) -> FakePrometheus:
     )
     prometheus.answer(
         "fairshift_score_bucket",
-        vector(
+        at_end(
             *score_samples(WOMEN, "", [0.1, 0.12, 0.9]),
             *score_samples(WOMEN, "1", [0.9]),
             *score_samples(WOMEN, "0", [0.12]),
@@ -119,9 +135,9 @@ def healthy(prometheus: FakePrometheus) -> FakePrometheus:
     )
     prometheus.answer(
         "fairshift_request_duration_seconds_bucket",
-        vector(*[({"le": le}, count) for le, count in cumulative(LATENCY_BUCKETS, [0.02, 0.3, 3])]),
+        at_end(*[({"le": le}, count) for le, count in cumulative(LATENCY_BUCKETS, [0.02, 0.3, 3])]),
     )
-    prometheus.answer("fairshift_errors_total", vector(({}, "2")))
+    prometheus.answer("fairshift_errors_total", at_end(({}, "2")))
     prometheus.answer("http_requests_total", vector(({}, "0.004")))
     return prometheus
 
@@ -135,6 +151,7 @@ class TestQueries:
 
         assert healthy.queries == [PREDICTIONS, OUTCOMES, SCORES, LATENCY, ERRORS, CUSTOM]
         assert set(healthy.paths) == {"/api/v1/query"}
+        assert set(healthy.times) == {f"{END.timestamp():.3f}"}
         assert source.queries_last_collect == 6
         assert source.seconds_last_collect > 0
 
@@ -143,13 +160,13 @@ class TestQueries:
         source = source_for(prometheus)
         source.collect(analysis(prometheus.address, attributes=many), CONTEXT)
         assert source.queries_last_collect == 5
-        assert "sum by (sex, age_band, region, income, language, decision)" in prometheus.queries[0]
+        assert prometheus.queries[0] == PREDICTIONS
 
     def test_label_values_are_escaped_in_the_selector(self, prometheus: FakePrometheus) -> None:
-        context = QueryContext('ns"x', "r", "dep\\loy", "stable", "svc", 42)
-        source_for(prometheus).collect(analysis(prometheus.address), context)
+        context = QueryContext('ns"x', "r", "dep\\loy", "stable", "svc", START, END)
+        source_for(prometheus).collect(analysis(prometheus.address, ERROR_GATE), context)
         assert 'namespace="ns\\"x",pod=~"dep\\\\loy-[0-9a-z]+-[0-9a-z]+"' in prometheus.queries[0]
-        assert all("[42s]" in query for query in prometheus.queries)
+        assert "[300s]" in prometheus.queries[-1]  # {{window}}: the analysis' age
 
     def test_custom_selector_template(self, prometheus: FakePrometheus) -> None:
         spec = analysis(prometheus.address).model_copy(
@@ -204,7 +221,7 @@ class TestCounts:
             (sample_labels, "2.5" if sample_labels["le"] == "+Inf" else count)
             for sample_labels, count in score_samples(WOMEN, "", [0.3, 0.97])
         ]
-        prometheus.answer("fairshift_score_bucket", vector(*samples))
+        prometheus.answer("fairshift_score_bucket", at_end(*samples))
 
         histogram = collect(prometheus).scores[slice_key(WOMEN)]
 
@@ -229,9 +246,9 @@ class TestCounts:
     ) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector((labels(WOMEN, decision="1"), "7"), (labels(MEN, decision="0"), "3.5")),
+            at_end((labels(WOMEN, decision="1"), "7"), (labels(MEN, decision="0"), "3.5")),
         )
-        prometheus.answer("fairshift_errors_total", vector(({}, "1.5")))
+        prometheus.answer("fairshift_errors_total", at_end(({}, "1.5")))
 
         counts = collect(prometheus)
 
@@ -243,16 +260,16 @@ class TestCounts:
     ) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector(({"decision": "1"}, "4"), ({"decision": "0"}, "6")),
+            at_end(({"decision": "1"}, "4"), ({"decision": "0"}, "6")),
         )
-        prometheus.answer("fairshift_score_bucket", vector(*score_samples({}, "", [0.3])))
+        prometheus.answer("fairshift_score_bucket", at_end(*score_samples({}, "", [0.3])))
         source = source_for(prometheus)
 
         counts = source.collect(analysis(prometheus.address, attributes=()), CONTEXT)
 
         assert counts.cells == {(): BinaryCounts(predictions=10.0, selected=4.0)}
         assert counts.scores[()].total == 1
-        assert prometheus.queries[0].startswith("sum by (decision) (")
+        assert prometheus.queries[0] == PREDICTIONS
 
 
 class TestNoData:
@@ -273,7 +290,7 @@ class TestNoData:
     ) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector(
+            at_end(
                 (labels(WOMEN, decision="1"), bad),
                 (labels(WOMEN, decision="0"), "10"),
                 (labels(MEN, decision="1"), "5"),
@@ -287,10 +304,10 @@ class TestNoData:
     def test_a_nan_outcome_drops_the_cell(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector((labels(WOMEN, decision="1"), "10"), (labels(MEN, decision="1"), "5")),
+            at_end((labels(WOMEN, decision="1"), "10"), (labels(MEN, decision="1"), "5")),
         )
         prometheus.answer(
-            "fairshift_outcomes_total", vector((labels(WOMEN, decision="1", label="0"), "NaN"))
+            "fairshift_outcomes_total", at_end((labels(WOMEN, decision="1", label="0"), "NaN"))
         )
 
         assert set(collect(prometheus).cells) == {slice_key(MEN)}
@@ -298,13 +315,13 @@ class TestNoData:
     def test_unknown_decision_or_label_drops_the_cell(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector(
+            at_end(
                 (labels(WOMEN, decision="yes"), "10"),
                 (labels(MEN, decision="1"), "5"),
             ),
         )
         prometheus.answer(
-            "fairshift_outcomes_total", vector((labels(MEN, decision="1", label="2"), "1"))
+            "fairshift_outcomes_total", at_end((labels(MEN, decision="1", label="2"), "1"))
         )
 
         assert collect(prometheus).cells == {}
@@ -312,7 +329,7 @@ class TestNoData:
     def test_samples_without_slice_labels_are_left_out(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
             "fairshift_predictions_total",
-            vector(({"sex": "F", "decision": "1"}, "10"), (labels(MEN, decision="1"), "5")),
+            at_end(({"sex": "F", "decision": "1"}, "10"), (labels(MEN, decision="1"), "5")),
         )
 
         assert set(collect(prometheus).cells) == {slice_key(MEN)}
@@ -345,7 +362,7 @@ class TestNoData:
             (sample_labels, "NaN" if sample_labels["le"] == "0.5" else count)
             for sample_labels, count in score_samples(WOMEN, "", [0.3])
         ]
-        prometheus.answer("fairshift_score_bucket", vector(*broken, *score_samples(MEN, "", [0.3])))
+        prometheus.answer("fairshift_score_bucket", at_end(*broken, *score_samples(MEN, "", [0.3])))
 
         counts = collect(prometheus)
 
@@ -353,21 +370,21 @@ class TestNoData:
 
     def test_score_buckets_off_the_convention_are_dropped(self, prometheus: FakePrometheus) -> None:
         other = [(labels(WOMEN, label="", le=le), "1") for le in ("0.5", "1.0", "+Inf")]
-        prometheus.answer("fairshift_score_bucket", vector(*other))
+        prometheus.answer("fairshift_score_bucket", at_end(*other))
 
         assert collect(prometheus).scores == {}
 
     def test_nan_latency_bucket_means_no_latency(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
             "fairshift_request_duration_seconds_bucket",
-            vector(({"le": "0.1"}, "3"), ({"le": "+Inf"}, "NaN")),
+            at_end(({"le": "0.1"}, "3"), ({"le": "+Inf"}, "NaN")),
         )
         assert collect(prometheus).latency is None
 
     def test_unusable_error_count_leaves_the_error_rate_undefined(
         self, healthy: FakePrometheus
     ) -> None:
-        healthy.rules.insert(0, ("fairshift_errors_total", [vector(({}, "NaN"))]))
+        healthy.rules.insert(0, ("fairshift_errors_total", [at_end(({}, "NaN"))]))
 
         counts = collect(healthy)
 
@@ -434,7 +451,7 @@ class TestObservationAndSources:
 
     def test_collect_detailed_reports_problems(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
-            "fairshift_predictions_total", vector((labels(WOMEN, decision="1"), "NaN"))
+            "fairshift_predictions_total", at_end((labels(WOMEN, decision="1"), "NaN"))
         )
         collection = source_for(prometheus).collect_detailed(analysis(prometheus.address), CONTEXT)
         assert collection.queries == 5

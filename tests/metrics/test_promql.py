@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -10,24 +11,30 @@ from hypothesis import strategies as st
 
 from fairshift.metrics.promql import (
     AttributeNameError,
+    Reading,
     TemplateError,
     convention_queries,
     escape_label_value,
     query_variables,
+    readings_of,
     render_template,
     window_literal,
 )
 from fairshift.metrics.source import InvalidQueryError, QueryContext
 
 SELECTOR = 'namespace="lending",pod=~"credit-scorer-[0-9a-z]+-[0-9a-z]+"'
+END = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+START = END - timedelta(seconds=300)
 CONTEXT = QueryContext(
     namespace="lending",
     rollout="credit-scorer",
     deployment="credit-scorer",
     version="candidate",
     service="credit-scorer-canary",
-    window_seconds=300,
+    start=START,
+    end=END,
 )
+READINGS = readings_of(CONTEXT, SELECTOR)
 
 
 class TestTemplates:
@@ -68,7 +75,7 @@ class TestTemplates:
         }
 
     def test_context_values_are_escaped_in_the_selector(self) -> None:
-        context = QueryContext('we"ird\\ns', "r", "d", "stable", "s", 60)
+        context = QueryContext('we"ird\\ns', "r", "d", "stable", "s", START, END)
         variables = query_variables(context, 'namespace="{{namespace}}"', "30s")
         assert variables["selector"] == 'namespace="we\\"ird\\\\ns"'
 
@@ -108,50 +115,96 @@ class TestEscaping:
         assert "".join(decoded) == raw
 
 
+class TestContext:
+    def test_window_is_the_age_of_the_analysis_in_whole_seconds_at_least_one(self) -> None:
+        assert CONTEXT.window_seconds == 300
+        assert QueryContext("n", "r", "d", "stable", "s", END, END).window_seconds == 1
+
+    def test_times_must_be_aware_and_ordered(self) -> None:
+        with pytest.raises(ValueError, match="timezone-aware"):
+            QueryContext("n", "r", "d", "stable", "s", START.replace(tzinfo=None), END)
+        with pytest.raises(ValueError, match="before it starts"):
+            QueryContext("n", "r", "d", "stable", "s", END, START)
+
+    def test_readings_at_the_start_and_the_end(self) -> None:
+        expected = (
+            Reading("candidate", "start", SELECTOR, START.timestamp()),
+            Reading("candidate", "end", SELECTOR, END.timestamp()),
+        )
+        assert expected == READINGS
+
+
+def reading(series: str, instant: str, at: datetime, version: str = "candidate") -> str:
+    return (
+        f"label_replace(label_replace({series}{{{SELECTOR}}} @ {at.timestamp():.3f}, "
+        f'"fairshift_reading", "{instant}", "", ""), "fairshift_version", "{version}", "", "")'
+    )
+
+
 class TestConventionQueries:
     def test_the_design_example(self) -> None:
-        queries = convention_queries(["sex", "age_band"], SELECTOR, 300)
-        sel = SELECTOR
-        assert queries.predictions == (
-            "sum by (sex, age_band, decision) "
-            f"(increase(fairshift_predictions_total{{{sel}}}[300s]))"
-        )
-        assert queries.outcomes == (
-            "sum by (sex, age_band, decision, label) "
-            f"(increase(fairshift_outcomes_total{{{sel}}}[300s]))"
-        )
-        assert queries.scores == (
-            f"sum by (sex, age_band, label, le) (increase(fairshift_score_bucket{{{sel}}}[300s]))"
-        )
-        assert queries.latency == (
-            f"sum by (le) (increase(fairshift_request_duration_seconds_bucket{{{sel}}}[300s]))"
-        )
-        assert queries.errors == f"sum(increase(fairshift_errors_total{{{sel}}}[300s]))"
+        queries = convention_queries(["sex", "age_band"], READINGS)
 
-    def test_query_count_does_not_depend_on_slices(self) -> None:
-        one = convention_queries(["sex"], SELECTOR, 60).all()
-        many = convention_queries(["sex", "age_band", "region", "income"], SELECTOR, 60).all()
+        def both(series: str) -> str:
+            return f"{reading(series, 'start', START)} or {reading(series, 'end', END)}"
+
+        assert queries.predictions.query == both("fairshift_predictions_total")
+        assert queries.outcomes.query == both("fairshift_outcomes_total")
+        assert queries.scores.query == both("fairshift_score_bucket")
+        assert queries.latency.query == both("fairshift_request_duration_seconds_bucket")
+        assert queries.errors.query == both("fairshift_errors_total")
+
+    def test_each_family_sums_by_its_labels(self) -> None:
+        queries = convention_queries(["sex", "age_band"], READINGS)
+        assert [family.by for family in queries.all()] == [
+            ("sex", "age_band", "decision"),
+            ("sex", "age_band", "decision", "label"),
+            ("sex", "age_band", "label", "le"),
+            ("le",),
+            (),
+        ]
+
+    def test_query_count_does_not_depend_on_slices_or_versions(self) -> None:
+        stable = readings_of(
+            QueryContext("lending", "r", "d-primary", "stable", "s", START, END), SELECTOR
+        )
+        one = convention_queries(["sex"], READINGS).all()
+        many = convention_queries(["sex", "age_band", "region"], (*READINGS, *stable)).all()
         assert len(one) == len(many) == 5
+        assert all('"fairshift_version", "stable"' in family.query for family in many)
 
-    def test_without_attributes_groups_only_by_convention_labels(self) -> None:
-        queries = convention_queries([], "", 60)
-        assert queries.predictions == (
-            "sum by (decision) (increase(fairshift_predictions_total[60s]))"
+    def test_without_a_selector_there_are_no_braces(self) -> None:
+        queries = convention_queries([], readings_of(CONTEXT, ""))
+        assert (
+            f"fairshift_predictions_total @ {START.timestamp():.3f}," in queries.predictions.query
         )
-        assert queries.scores == "sum by (label, le) (increase(fairshift_score_bucket[60s]))"
+        assert queries.predictions.by == ("decision",)
 
     @pytest.mark.parametrize(("seconds", "literal"), [(0, "1s"), (0.4, "1s"), (59.9, "59s")])
-    def test_window_is_whole_seconds_and_at_least_one(self, seconds: float, literal: str) -> None:
+    def test_window_literal_is_whole_seconds_and_at_least_one(
+        self, seconds: float, literal: str
+    ) -> None:
         assert window_literal(seconds) == literal
-        assert f"[{literal}]" in convention_queries(["sex"], "", seconds).errors
 
     @pytest.mark.parametrize(
-        "attribute", ["age-band", "1x", "sex)", 'x"', "label", "decision", "le", "__name__"]
+        "attribute",
+        [
+            "age-band",
+            "1x",
+            "sex)",
+            'x"',
+            "label",
+            "decision",
+            "le",
+            "__name__",
+            "fairshift_version",
+            "fairshift_reading",
+        ],
     )
     def test_unusable_attribute_names_are_refused(self, attribute: str) -> None:
         with pytest.raises(AttributeNameError, match=re.escape(repr(attribute))):
-            convention_queries(["sex", attribute], SELECTOR, 60)
+            convention_queries(["sex", attribute], READINGS)
 
     def test_attribute_errors_are_invalid_queries(self) -> None:
         with pytest.raises(InvalidQueryError):
-            convention_queries(["bad name"], SELECTOR, 60)
+            convention_queries(["bad name"], READINGS)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fairshift.api.durations import parse_duration
@@ -34,7 +34,15 @@ from fairshift.metrics.decoding import (
     latency_histogram,
     score_histograms,
 )
-from fairshift.metrics.source import InvalidQueryError, QueryContext
+from fairshift.metrics.readings import (
+    SeriesKey,
+    Split,
+    VersionReadings,
+    counts_answer,
+    restarted_processes,
+    split_by_version,
+)
+from fairshift.metrics.source import InvalidQueryError, QueryContext, Version
 from fairshift.metrics.transport import PrometheusTransport, QueryObserver
 
 log = logging.getLogger(__name__)
@@ -118,7 +126,7 @@ class _Run:
 
     def ask(self, text: str) -> Any:
         self.queries += 1
-        return self.source.transport.instant(text)
+        return self.source.transport.instant(text, at=self.context.end.timestamp())
 
     def vector(self, what: str, text: str) -> Answer:
         answer = parse_answer(self.ask(text))
@@ -130,36 +138,58 @@ class _Run:
             )
         return answer
 
+    def readings(self, family: promql.Family) -> Split:
+        split = split_by_version(self.vector(family.name, family.query))
+        if split.malformed:
+            self.problems.append(f"{family.name}: readings without their markers, no data")
+        return split
+
     def collect(self) -> Collection:
         started = self.source.clock()
         variables = promql.query_variables(
             self.context, self.analysis.selector, self.analysis.interval
         )
-        queries = promql.convention_queries(
-            self.attributes, variables["selector"], self.context.window_seconds
-        )
-        cells = self.cells(queries)
-        scores, labelled = self.scores(queries.scores)
-        latency = latency_histogram(self.vector("latency", queries.latency))
-        errors = error_count(self.vector("errors", queries.errors))
-        counts = VersionCounts(
+        readings = promql.readings_of(self.context, variables["selector"])
+        families = promql.convention_queries(self.attributes, readings).all()
+        splits = [(family, self.readings(family)) for family in families]
+        counts = self.counts(self.context.version, splits)
+        counts = replace(counts, custom=self.custom(variables))
+        seconds = self.source.clock() - started
+        return Collection(counts, self.queries, seconds, tuple(self.problems))
+
+    def counts(
+        self, version: Version, splits: Sequence[tuple[promql.Family, Split]]
+    ) -> VersionCounts:
+        """One version's counts from the readings of every family."""
+        restarted = set[SeriesKey]()
+        for _, split in splits:
+            series = split.versions.get(version, VersionReadings()).series.values()
+            restarted |= restarted_processes(series, self.attributes)
+        if restarted:
+            self.problems.append(
+                f"{version}: {len(restarted)} processes restarted; counted since their restart"
+            )
+        answers = {
+            family.name: counts_answer(split, version, family.by, restarted, self.attributes)
+            for family, split in splits
+        }
+        cells = self.cells(answers["predictions"], answers["outcomes"])
+        scores, labelled = self.scores(answers["scores"])
+        latency = latency_histogram(answers["latency"])
+        errors = error_count(answers["errors"])
+        return VersionCounts(
             cells=cells,
             scores=scores,
             labelled_scores=labelled,
             latency=latency,
             requests=self.requests(latency, cells, errors),
             errors=errors or 0.0,
-            custom=self.custom(variables),
         )
-        seconds = self.source.clock() - started
-        return Collection(counts, self.queries, seconds, tuple(self.problems))
 
-    def cells(self, queries: promql.ConventionQueries) -> dict[SliceKey, BinaryCounts]:
-        tally = CellTally(self.attributes)
-        predictions = self.vector("predictions", queries.predictions)
-        outcomes = self.vector("outcomes", queries.outcomes)
+    def cells(self, predictions: Answer, outcomes: Answer) -> dict[SliceKey, BinaryCounts]:
         if predictions.malformed or outcomes.malformed:
             return {}  # an unreadable sample could belong to any cell
+        tally = CellTally(self.attributes)
         tally.add_predictions(predictions.samples)
         tally.add_outcomes(outcomes.samples)
         if tally.unplaced:
@@ -171,9 +201,8 @@ class _Run:
         return tally.result()
 
     def scores(
-        self, text: str
+        self, answer: Answer
     ) -> tuple[dict[SliceKey, Histogram], dict[SliceKey, dict[int, Histogram]]]:
-        answer = self.vector("scores", text)
         if answer.malformed:
             return {}, {}
         scores, labelled, dropped = score_histograms(answer.samples, self.attributes)

@@ -1,20 +1,26 @@
 """PromQL for fairshift: ``{{variable}}`` templates, label escaping and the convention's queries.
 
-Every query is one per series and version, grouped ``by`` the slice attributes, so the number of
-queries per analysis tick does not grow with the number of slices. For the attributes
-``sex, age_band``, a 300 s window and the selector ``namespace="lending"`` (``{...}`` below)
-they read::
+Counts are differences of raw counter readings pinned with ``@`` at the analysis start and at
+its end, never ``increase(...[window])``: Prometheus extrapolates ``increase`` beyond the first
+and last samples and guesses across resets, and its cost grows with the window, while a pinned
+reading costs the same for any window. One query per series answers every reading (both
+instants, and every version asked for), each element marked with ``fairshift_reading`` and
+``fairshift_version``, so the number of queries per analysis does not grow with slices,
+versions or the step's age. For the selector ``namespace="lending"`` and the instants 1000 and
+1600 (``{...}`` below) the predictions query of one version reads::
 
-    sum by (sex, age_band, decision) (increase(fairshift_predictions_total{...}[300s]))
-    sum by (sex, age_band, decision, label) (increase(fairshift_outcomes_total{...}[300s]))
-    sum by (sex, age_band, label, le) (increase(fairshift_score_bucket{...}[300s]))
-    sum by (le) (increase(fairshift_request_duration_seconds_bucket{...}[300s]))
-    sum(increase(fairshift_errors_total{...}[300s]))
+    label_replace(label_replace(fairshift_predictions_total{...} @ 1000.000,
+        "fairshift_reading", "start", "", ""), "fairshift_version", "candidate", "", "")
+    or label_replace(label_replace(fairshift_predictions_total{...} @ 1600.000,
+        "fairshift_reading", "end", "", ""), "fairshift_version", "candidate", "", "")
+
+``metrics.readings`` turns the readings into counts (reset-aware, per series) and sums them by
+each family's labels (:class:`Family`).
 
 Templates (the analysis ``selector`` and custom gate ``query``) may use ``{{namespace}}``,
 ``{{rollout}}``, ``{{deployment}}``, ``{{version}}``, ``{{service}}`` (escaped as label values),
-``{{window}}`` (``300s``), ``{{interval}}`` (``30s``) and, in gate queries, ``{{selector}}`` (the
-rendered selector). An unknown variable raises :class:`TemplateError` naming it.
+``{{window}}`` (``300s``, the analysis' age), ``{{interval}}`` (``30s``) and, in gate queries,
+``{{selector}}`` (the rendered selector). An unknown variable raises :class:`TemplateError`.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from fairshift_instrument.convention import (
     LABEL,
     OUTCOMES,
     PREDICTIONS,
+    READING_INSTANT,
+    READING_VERSION,
     REQUEST_DURATION,
     SCORE,
     check_attribute_names,
 )
 
-from fairshift.metrics.source import InvalidQueryError, QueryContext
+from fairshift.metrics.source import Instant, InvalidQueryError, QueryContext, Version
 
 VARIABLE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 """``{{ name }}``: a template variable; whitespace inside the braces is ignored."""
@@ -105,17 +113,48 @@ def query_variables(context: QueryContext, selector_template: str, interval: str
     return variables
 
 
-def increase(series: str, selector: str, window: str) -> str:
-    """``increase(series{selector}[window])``; no braces when the selector is empty."""
+def pinned(series: str, selector: str, at: float) -> str:
+    """``series{selector} @ at``: the raw counter readings at one instant (no braces if empty)."""
     matchers = f"{{{selector}}}" if selector else ""
-    return f"increase({series}{matchers}[{window}])"
+    return f"{series}{matchers} @ {at:.3f}"
 
 
-def sum_by(labels: Sequence[str], expression: str) -> str:
-    """``sum by (a, b) (expression)``, or ``sum(expression)`` without labels."""
-    if not labels:
-        return f"sum({expression})"
-    return f"sum by ({', '.join(labels)}) ({expression})"
+def marked(expression: str, label: str, value: str) -> str:
+    """``expression`` with ``label="value"`` set on every element (``label_replace``)."""
+    return f'label_replace({expression}, "{label}", "{value}", "", "")'
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One pinned reading of one version's counters: its selector and instant."""
+
+    version: Version
+    instant: Instant
+    selector: str
+    at: float  # unix seconds
+
+
+def readings_of(context: QueryContext, selector: str) -> tuple[Reading, Reading]:
+    """The readings at the analysis start and at its end, of the context's version."""
+    selector = selector.strip()
+    return (
+        Reading(context.version, "start", selector, context.start.timestamp()),
+        Reading(context.version, "end", selector, context.end.timestamp()),
+    )
+
+
+def readings_query(series: str, readings: Sequence[Reading]) -> str:
+    """One query answering every reading of ``series``, each element marked with its version
+    and instant; the number of readings changes the query's length, not its count."""
+    parts = [
+        marked(
+            marked(pinned(series, reading.selector, reading.at), READING_INSTANT, reading.instant),
+            READING_VERSION,
+            reading.version,
+        )
+        for reading in readings
+    ]
+    return " or ".join(parts)
 
 
 def bucket_series(histogram: str) -> str:
@@ -123,32 +162,39 @@ def bucket_series(histogram: str) -> str:
 
 
 @dataclass(frozen=True)
+class Family:
+    """One series of the convention: its query and the labels its counts are summed by."""
+
+    name: str
+    query: str
+    by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ConventionQueries:
-    """The convention's queries for one version over one window."""
+    """The convention's queries for a set of readings: one per series."""
 
-    predictions: str
-    outcomes: str
-    scores: str
-    latency: str
-    errors: str
+    predictions: Family
+    outcomes: Family
+    scores: Family
+    latency: Family
+    errors: Family
 
-    def all(self) -> tuple[str, ...]:
+    def all(self) -> tuple[Family, ...]:
         return (self.predictions, self.outcomes, self.scores, self.latency, self.errors)
 
 
-def convention_queries(
-    attributes: Sequence[str], selector: str, window_seconds: float
-) -> ConventionQueries:
-    """One query per series, grouped by the slice attributes (checked as label names)."""
+def convention_queries(attributes: Sequence[str], readings: Sequence[Reading]) -> ConventionQueries:
+    """One query per series for all ``readings`` (attributes checked as label names)."""
     slices = label_names(attributes)
-    window = window_literal(window_seconds)
-    selector = selector.strip()
+
+    def family(name: str, series: str, by: Sequence[str]) -> Family:
+        return Family(name, readings_query(series, readings), tuple(by))
+
     return ConventionQueries(
-        predictions=sum_by([*slices, DECISION], increase(PREDICTIONS, selector, window)),
-        outcomes=sum_by([*slices, DECISION, LABEL], increase(OUTCOMES, selector, window)),
-        scores=sum_by(
-            [*slices, LABEL, BUCKET_BOUND], increase(bucket_series(SCORE), selector, window)
-        ),
-        latency=sum_by([BUCKET_BOUND], increase(bucket_series(REQUEST_DURATION), selector, window)),
-        errors=sum_by([], increase(ERRORS, selector, window)),
+        predictions=family("predictions", PREDICTIONS, [*slices, DECISION]),
+        outcomes=family("outcomes", OUTCOMES, [*slices, DECISION, LABEL]),
+        scores=family("scores", bucket_series(SCORE), [*slices, LABEL, BUCKET_BOUND]),
+        latency=family("latency", bucket_series(REQUEST_DURATION), [BUCKET_BOUND]),
+        errors=family("errors", ERRORS, []),
     )

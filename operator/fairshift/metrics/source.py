@@ -3,24 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Literal, Protocol
 
 from fairshift.api.spec import Analysis
 from fairshift.engine.counts import VersionCounts
 
 Version = Literal["stable", "candidate"]
+Instant = Literal["start", "end"]
 
 
 @dataclass(frozen=True)
 class QueryContext:
-    """Values the ``selector`` and custom queries may use as ``{{name}}``."""
+    """What to read: one version's identity (the ``{{name}}`` values of the ``selector`` and
+    custom queries) and the analysis' time span; counts are what happened from ``start`` to
+    ``end`` (both timezone-aware)."""
 
     namespace: str
     rollout: str
     deployment: str  # the Deployment serving this version (``<target>-primary`` or target)
     version: Version
     service: str
-    window_seconds: int  # counts are cumulative over the last window (the step's analysis age)
+    start: datetime  # the analysis start (the step's ``analysisStartedAt``)
+    end: datetime  # now
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("QueryContext needs timezone-aware start and end")
+        if self.end < self.start:
+            raise ValueError(f"QueryContext ends ({self.end}) before it starts ({self.start})")
+
+    @property
+    def window_seconds(self) -> int:
+        """The analysis' age in whole seconds, at least 1 (``{{window}}`` in custom queries)."""
+        return max(1, int((self.end - self.start).total_seconds()))
 
 
 class MetricsError(RuntimeError):
