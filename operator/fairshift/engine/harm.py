@@ -11,7 +11,7 @@ bias-corrected divergence, or for KS with a time-uniform DKW band.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -20,7 +20,14 @@ import numpy as np
 from fairshift.api.catalog import MetricFamily, latency_quantile, metric_info
 from fairshift.api.spec import Gate, Slices
 from fairshift.engine import distributions, fairness, intervals
-from fairshift.engine.counts import OVERALL, BinaryCounts, Histogram, SliceKey, VersionCounts
+from fairshift.engine.counts import (
+    OVERALL,
+    BinaryCounts,
+    Histogram,
+    SliceKey,
+    VersionCounts,
+    grouping_of,
+)
 from fairshift.engine.rates import Proportion, rate
 from fairshift.engine.sequential import proportion_variance
 from fairshift.engine.slices import Grouping, ReferencePolicy, aggregate, groupings
@@ -446,18 +453,28 @@ def ece_variance(scores: Mapping[int, Histogram]) -> float:
     return float(np.sum((n[occupied] / total) ** 2 * p * (1 - p) / (n[occupied] + 2)))
 
 
-def slice_scores(
-    labelled: Mapping[SliceKey, Mapping[int, Histogram]], key: SliceKey
-) -> dict[int, Histogram]:
-    """Labelled score histograms of a slice: the sum over its finest cells."""
-    wanted = set(key)
-    summed: dict[int, Histogram] = {}
-    for cell, by_label in labelled.items():
-        if not wanted <= set(cell):
-            continue
-        for label, histogram in by_label.items():
-            summed[label] = summed[label] + histogram if label in summed else histogram
-    return summed
+def grouped_histograms(
+    histograms: Mapping[SliceKey, Histogram], keys: Iterable[SliceKey]
+) -> dict[SliceKey, Histogram]:
+    """The histogram of every slice in ``keys`` that has one: cells summed once per grouping."""
+    wanted = list(keys)
+    by_grouping = {g: aggregate(histograms, g) for g in {grouping_of(k) for k in wanted}}
+    return {k: h for k in wanted if (h := by_grouping[grouping_of(k)].get(k)) is not None}
+
+
+def grouped_scores(
+    labelled: Mapping[SliceKey, Mapping[int, Histogram]], keys: Iterable[SliceKey]
+) -> dict[SliceKey, dict[int, Histogram]]:
+    """Labelled score histograms of every slice in ``keys``, summed once per grouping."""
+    wanted = list(keys)
+    result: dict[SliceKey, dict[int, Histogram]] = {key: {} for key in wanted}
+    for label in sorted({label for by_label in labelled.values() for label in by_label}):
+        of_label = {
+            cell: by_label[label] for cell, by_label in labelled.items() if label in by_label
+        }
+        for key, histogram in grouped_histograms(of_label, wanted).items():
+            result[key][label] = histogram
+    return result
 
 
 def calibration_measurements(
@@ -465,11 +482,11 @@ def calibration_measurements(
 ) -> list[Measurement]:
     metric = str(gate.metric)
     found: list[Measurement] = []
+    s_scores = grouped_scores(stable.labelled_scores, keys)
+    c_scores = grouped_scores(candidate.labelled_scores, keys)
     for key in keys:
-        c_value, c_var, c_n = calibration_value(
-            metric, slice_scores(candidate.labelled_scores, key)
-        )
-        s_value, s_var, s_n = calibration_value(metric, slice_scores(stable.labelled_scores, key))
+        c_value, c_var, c_n = calibration_value(metric, c_scores[key])
+        s_value, s_var, s_n = calibration_value(metric, s_scores[key])
         if is_relative(gate):
             estimate, variance = difference(
                 GroupGap(c_value, c_var, c_n), GroupGap(s_value, s_var, s_n)
@@ -497,15 +514,6 @@ def calibration_measurements(
 
 
 # --- drift: candidate's score distribution against stable's --------------------------------
-
-
-def slice_histogram(histograms: Mapping[SliceKey, Histogram], key: SliceKey) -> Histogram | None:
-    wanted = set(key)
-    total: Histogram | None = None
-    for cell, histogram in histograms.items():
-        if wanted <= set(cell):
-            total = histogram if total is None else total + histogram
-    return total
 
 
 def time_uniform_dkw(samples: float, alpha: float) -> float:
@@ -572,9 +580,10 @@ def drift_measurements(
     gate: Gate, stable: VersionCounts, candidate: VersionCounts, keys: list[SliceKey]
 ) -> list[Measurement]:
     found: list[Measurement] = []
+    s_hists = grouped_histograms(stable.scores, keys)
+    c_hists = grouped_histograms(candidate.scores, keys)
     for key in keys:
-        s_hist = slice_histogram(stable.scores, key)
-        c_hist = slice_histogram(candidate.scores, key)
+        s_hist, c_hist = s_hists.get(key), c_hists.get(key)
         if s_hist is None or c_hist is None or s_hist.bounds != c_hist.bounds:
             continue
         found.append(divergence_measurement(gate, key, s_hist, c_hist))
