@@ -20,15 +20,20 @@ import kopf
 
 from fairshift.api import GROUP, PLURAL, VERSION
 from fairshift.api.spec import ModelRolloutSpec, Prometheus
+from fairshift.evidence.closing import closing_artifacts
+from fairshift.evidence.sink import MlflowSink
+from fairshift.evidence.tracking import secret_credentials
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
 from fairshift.k8s.events import EventPoster
 from fairshift.k8s.objects import KubeObjects
+from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.secrets import SecretReader
 from fairshift.k8s.workloads import Workloads
 from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.metrics.prometheus import PrometheusSources
+from fairshift.notify.fanout import FanOut
 from fairshift.notify.webhook import Notifier
 from fairshift.reconciling import (
     Dependencies,
@@ -65,10 +70,17 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     default = Prometheus(address=config.default_prometheus) if config.default_prometheus else None
     sources = PrometheusSources(observer=config.metrics, default=default)
 
-    notifier = Notifier(
+    webhooks = Notifier(
         resolve_url=SecretReader(objects).read_secret_key,
         executor=ThreadPoolExecutor(max_workers=2, thread_name_prefix="fairshift-notify"),
     )
+    mlflow = MlflowSink(
+        read_credentials=secret_credentials(SecretReader(objects).read_secret_key),
+        closing_artifacts=closing_artifacts(
+            AuditStore(objects).read_records, Rollouts(objects).get_rollout
+        ),
+    )
+    notifier = FanOut(webhooks, mlflow)
     return Dependencies(
         workloads=Workloads(objects),
         router_for=router_for,

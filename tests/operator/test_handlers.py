@@ -1,8 +1,12 @@
-"""The handlers' status patch: only what changed, and removals as nulls."""
+"""The handlers' status patch (only what changed, removals as nulls) and their wiring."""
 
 from __future__ import annotations
 
-from fairshift.handlers import status_patch
+from fairshift.evidence.sink import MlflowSink
+from fairshift.handlers import OperatorConfig, build_dependencies, status_patch
+from fairshift.notify.fanout import FanOut
+from fairshift.notify.webhook import Notifier
+from tests.fakes import FakeObjects
 
 
 def test_an_unchanged_status_patches_nothing() -> None:
@@ -14,3 +18,10 @@ def test_changed_and_removed_keys_only() -> None:
     old = {"phase": "Canary", "candidateRevision": "abc", "canaryWeight": 10}
     new = {"phase": "Succeeded", "canaryWeight": 10}
     assert status_patch(new, old) == {"phase": "Succeeded", "candidateRevision": None}
+
+
+def test_decisions_go_to_the_webhooks_and_to_mlflow() -> None:
+    deps = build_dependencies(OperatorConfig(), FakeObjects())  # type: ignore[arg-type]
+
+    assert isinstance(deps.notifier, FanOut)
+    assert [type(n) for n in deps.notifier.notifiers] == [Notifier, MlflowSink]

@@ -1,0 +1,1 @@
+"""Evidence for the places model teams already look: MLflow runs, and the model card."""
