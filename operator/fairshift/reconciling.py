@@ -707,8 +707,11 @@ class Tick:
         source = self.deps.metrics_for(self.spec)
         ns, target = self.rollout.namespace, self.spec.target_ref.name
         try:
-            stable = source.collect(analysis, self.context(f"{target}-primary", "stable", start))
-            candidate = source.collect(analysis, self.context(target, "candidate", start))
+            counts = source.collect(
+                analysis,
+                self.context(f"{target}-primary", "stable", start),
+                self.context(target, "candidate", start),
+            )
         except InvalidQueryError as error:
             self.status["message"] = f"a query cannot run as written: {error}"
             self.status["reason"] = "InvalidQuery"
@@ -721,7 +724,7 @@ class Tick:
                 self.deps.operator_metrics.count_error(ns, self.rollout.name, "metrics")
             return None
         self.status["lastAnalysisAt"] = iso(self.now)
-        return evaluate(analysis, stable, candidate)
+        return evaluate(analysis, counts.stable, counts.candidate)
 
     def context(self, deployment: str, version: str, start: datetime) -> QueryContext:
         return QueryContext(

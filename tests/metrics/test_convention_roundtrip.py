@@ -28,26 +28,21 @@ from fairshift.metrics.source import QueryContext
 ATTRIBUTES = ("sex", "age_band")
 START = 1_700_000_000.0
 END = START + 600.0
-CONTEXT = QueryContext(
-    "lending",
-    "credit",
-    "credit",
-    "candidate",
-    "credit-canary",
-    datetime.fromtimestamp(START, UTC),
-    datetime.fromtimestamp(END, UTC),
-)
-POD = {"namespace": "lending", "pod": "credit-6d4f-aaaaa"}
+SPAN = (datetime.fromtimestamp(START, UTC), datetime.fromtimestamp(END, UTC))
+CANDIDATE = QueryContext("lending", "credit", "credit", "candidate", "credit-canary", *SPAN)
+STABLE = QueryContext("lending", "credit", "credit-primary", "stable", "credit-primary", *SPAN)
+CANDIDATE_POD = {"namespace": "lending", "pod": "credit-6d4f-aaaaa"}
+STABLE_POD = {"namespace": "lending", "pod": "credit-primary-5c9b-bbbbb"}
 
 
-def scrape(registry: CollectorRegistry, at: float) -> list[Series]:
+def scrape(registry: CollectorRegistry, at: float, pod: dict[str, str]) -> list[Series]:
     """One scrape of the registry at ``at``: every sample a series of one point, with the pod's
     target labels and without empty labels, as Prometheus stores them."""
     series = []
     for family in text_string_to_metric_families(generate_latest(registry).decode()):
         for sample in family.samples:
             labels = {k: v for k, v in sample.labels.items() if v != ""}
-            series.append(Series({"__name__": sample.name, **POD, **labels}, [(at, sample.value)]))
+            series.append(Series({"__name__": sample.name, **pod, **labels}, [(at, sample.value)]))
     return series
 
 
@@ -111,18 +106,28 @@ def assert_same_counts(prometheus: VersionCounts, files: VersionCounts) -> None:
     assert prometheus.requests == files.requests
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_prometheus_and_csv_give_the_same_counts(seed: int, tmp_path: Path) -> None:
-    """The server ran before the analysis started: only the decisions after it are counted."""
+def served(
+    seed: int, pod: dict[str, str], tmp_path: Path
+) -> tuple[list[Series], VersionCounts, int]:
+    """A model server that ran before the analysis started, scraped before it and before its
+    end, and the counts the CSV reader builds from the decisions made in between."""
     before, during = decisions(seed, 150), decisions(seed + 100, 400)
-    write_csv(during, tmp_path / "decisions.csv")
+    write_csv(during, tmp_path / f"{seed}.csv")
     registry = CollectorRegistry()
     metrics = ModelMetrics(ATTRIBUTES, registry=registry)
     record(metrics, before)
-    at_start = scrape(registry, START - 10)
+    at_start = scrape(registry, START - 10, pod)
     record(metrics, during)
+    files = read_counts(tmp_path / f"{seed}.csv", ATTRIBUTES).counts
+    return merged(at_start, scrape(registry, END - 10, pod)), files, len(during)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_prometheus_and_csv_give_the_same_counts(seed: int, tmp_path: Path) -> None:
+    stable_series, stable_files, _ = served(seed + 10, STABLE_POD, tmp_path)
+    candidate_series, candidate_files, candidate_decisions = served(seed, CANDIDATE_POD, tmp_path)
     fake = SeriesPrometheus(now=END)
-    fake.series = merged(at_start, scrape(registry, END - 10))
+    fake.series = [*stable_series, *candidate_series]
     fake.start()
     try:
         analysis = Analysis.model_validate(
@@ -132,21 +137,25 @@ def test_prometheus_and_csv_give_the_same_counts(seed: int, tmp_path: Path) -> N
                 "gates": [{"name": "accuracy", "metric": "accuracy", "maxDecrease": 0.02}],
             }
         )
-        counts = PrometheusSource(fake.address, 2.0, retries=0).collect(analysis, CONTEXT)
+        source = PrometheusSource(fake.address, 2.0, retries=0)
+        pair = source.collect(analysis, STABLE, CANDIDATE)
     finally:
         fake.stop()
 
-    files = read_counts(tmp_path / "decisions.csv", ATTRIBUTES).counts
-    assert_same_counts(counts, files)
-    assert counts.errors == 0
-    assert math.isclose(sum(c.predictions for c in counts.cells.values()), len(during))
+    assert_same_counts(pair.stable, stable_files)
+    assert_same_counts(pair.candidate, candidate_files)
+    assert pair.candidate.errors == 0
+    total = sum(c.predictions for c in pair.candidate.cells.values())
+    assert math.isclose(total, candidate_decisions)
 
 
 def test_the_scrape_drops_empty_labels_like_prometheus() -> None:
     registry = CollectorRegistry()
     ModelMetrics(["sex"], registry=registry).record_prediction({"sex": "F"}, 1, score=0.2)
     buckets = [
-        s for s in scrape(registry, START) if s.labels["__name__"] == "fairshift_score_bucket"
+        s
+        for s in scrape(registry, START, CANDIDATE_POD)
+        if s.labels["__name__"] == "fairshift_score_bucket"
     ]
     assert all("label" not in s.labels for s in buckets)
     assert len(buckets) == 21

@@ -14,9 +14,9 @@ import pytest
 from prometheus_fake import Series, SeriesPrometheus, counter
 
 from fairshift.api.spec import Analysis
-from fairshift.engine.counts import VersionCounts, slice_key
+from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.metrics.prometheus import PrometheusSource
-from fairshift.metrics.source import QueryContext
+from fairshift.metrics.source import QueryContext, Version, VersionPair
 
 START = 1_700_000_000.0
 END = START + 600.0
@@ -28,25 +28,30 @@ POD_A = {"namespace": "lending", "pod": "credit-scorer-6d4f-aaaaa"}
 POD_B = {"namespace": "lending", "pod": "credit-scorer-6d4f-bbbbb"}
 
 
-def context(start: float = START, end: float = END) -> QueryContext:
+def context(start: float = START, end: float = END, version: Version = "candidate") -> QueryContext:
+    stable = version == "stable"
     return QueryContext(
         namespace="lending",
         rollout="credit-scorer",
-        deployment="credit-scorer",
-        version="candidate",
-        service="credit-scorer-canary",
+        deployment="credit-scorer-primary" if stable else "credit-scorer",
+        version=version,
+        service="credit-scorer-primary" if stable else "credit-scorer-canary",
         start=datetime.fromtimestamp(start, UTC),
         end=datetime.fromtimestamp(end, UTC),
     )
 
 
-ANALYSIS = Analysis.model_validate(
-    {
-        "prometheus": {"address": "http://prometheus:9090"},
-        "slices": {"attributes": ["sex"]},
-        "gates": [{"name": "accuracy", "metric": "accuracy", "maxDecrease": 0.02}],
-    }
-)
+def analysis(*attributes: str) -> Analysis:
+    return Analysis.model_validate(
+        {
+            "prometheus": {"address": "http://prometheus:9090"},
+            "slices": {"attributes": list(attributes)},
+            "gates": [{"name": "accuracy", "metric": "accuracy", "maxDecrease": 0.02}],
+        }
+    )
+
+
+ANALYSIS = analysis("sex")
 
 
 @pytest.fixture
@@ -59,8 +64,15 @@ def stored() -> Iterator[SeriesPrometheus]:
         fake.stop()
 
 
-def collect(fake: SeriesPrometheus, at: QueryContext | None = None) -> VersionCounts:
-    return PrometheusSource(fake.address, 2.0, retries=0).collect(ANALYSIS, at or context())
+def collect_both(
+    fake: SeriesPrometheus, start: float = START, end: float = END, spec: Analysis = ANALYSIS
+) -> VersionPair:
+    source = PrometheusSource(fake.address, 2.0, retries=0)
+    return source.collect(spec, context(start, end, "stable"), context(start, end))
+
+
+def collect(fake: SeriesPrometheus) -> VersionCounts:
+    return collect_both(fake).candidate
 
 
 def running(values: Sequence[float]) -> list[float]:
@@ -165,13 +177,37 @@ def test_a_pod_that_went_away_counts_nothing(stored: SeriesPrometheus) -> None:
 
 
 def test_the_queries_read_two_instants_whatever_the_window(stored: SeriesPrometheus) -> None:
-    collect(stored, context(START, START + 60))
-    collect(stored, context(START - 6 * 3600, START + 60))
+    collect_both(stored, START, START + 60)
+    collect_both(stored, START - 6 * 3600, START + 60)
 
     short, long = stored.queries[:5], stored.queries[5:]
     for query in stored.queries:
         assert "}[" not in query  # no range selector: nothing is read between the two instants
-        assert query.count(" @ ") == 2
+        assert query.count(" @ ") == 4  # start and end, of stable and of the candidate
     assert [len(q) for q in short] == [len(q) for q in long]
     assert f"@ {START + 60:.3f}" in short[0]
     assert f"@ {START - 6 * 3600:.3f}" in long[0]
+
+
+@pytest.mark.parametrize("attributes", [(), ("sex",), ("sex", "age_band", "region", "income")])
+def test_an_analysis_is_five_queries_for_both_versions_whatever_the_slices(
+    stored: SeriesPrometheus, attributes: tuple[str, ...]
+) -> None:
+    collect_both(stored, spec=analysis(*attributes))
+    assert len(stored.queries) == 5
+
+
+def test_one_query_per_series_reads_both_versions_apart(stored: SeriesPrometheus) -> None:
+    stable_pod = {"namespace": "lending", "pod": "credit-scorer-primary-5c9b-ccccc"}
+    stored.series += [
+        predictions(stable_pod, "1", running([500, *[6] * 21])),
+        predictions(stable_pod, "0", running([500, *[4] * 21])),
+        predictions(POD_A, "1", running([10, *[1] * 21])),
+        predictions(POD_A, "0", running([10, *[9] * 21])),
+    ]
+
+    pair = collect_both(stored)
+
+    assert len(stored.queries_containing(PREDICTIONS)) == 1
+    assert pair.stable.cells[slice_key(WOMEN)] == BinaryCounts(predictions=200, selected=120)
+    assert pair.candidate.cells[slice_key(WOMEN)] == BinaryCounts(predictions=200, selected=20)

@@ -21,11 +21,15 @@ END = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 START = END - timedelta(seconds=300)
 
 
-def readings(series: str, selector: str = SELECTOR) -> str:
-    """The query of one series' start and end readings of the candidate."""
+STABLE_SELECTOR = 'namespace="lending",pod=~"credit-scorer-primary-[0-9a-z]+-[0-9a-z]+"'
+
+
+def readings(series: str) -> str:
+    """The query of one series' start and end readings of both versions."""
     return " or ".join(
         f"label_replace(label_replace({series}{{{selector}}} @ {at.timestamp():.3f}, "
-        f'"fairshift_reading", "{instant}", "", ""), "fairshift_version", "candidate", "", "")'
+        f'"fairshift_reading", "{instant}", "", ""), "fairshift_version", "{version}", "", "")'
+        for version, selector in (("stable", STABLE_SELECTOR), ("candidate", SELECTOR))
         for instant, at in (("start", START), ("end", END))
     )
 
@@ -35,6 +39,7 @@ OUTCOMES = readings("fairshift_outcomes_total")
 SCORES = readings("fairshift_score_bucket")
 LATENCY = readings("fairshift_request_duration_seconds_bucket")
 ERRORS = readings("fairshift_errors_total")
+STABLE_CUSTOM = f'sum(rate(http_requests_total{{ {STABLE_SELECTOR},code=~"5.."}}[300s]))'
 CUSTOM = f'sum(rate(http_requests_total{{ {SELECTOR},code=~"5.."}}[300s]))'
 
 WOMEN = {"sex": "F", "age_band": "60+"}
@@ -46,6 +51,15 @@ CONTEXT = QueryContext(
     deployment="credit-scorer",
     version="candidate",
     service="credit-scorer-canary",
+    start=START,
+    end=END,
+)
+STABLE = QueryContext(
+    namespace="lending",
+    rollout="credit-scorer",
+    deployment="credit-scorer-primary",
+    version="stable",
+    service="credit-scorer-primary",
     start=START,
     end=END,
 )
@@ -99,7 +113,10 @@ def source_for(fake: FakePrometheus, **options: Any) -> PrometheusSource:
 
 
 def collect(fake: FakePrometheus, *gates: dict[str, Any], **options: Any) -> Any:
-    return source_for(fake, **options).collect(analysis(fake.address, *gates), CONTEXT)
+    """The candidate's counts (the canned answers hold readings of the candidate only)."""
+    pair = source_for(fake, **options).collect(analysis(fake.address, *gates), STABLE, CONTEXT)
+    assert pair.stable.cells == {}
+    return pair.candidate
 
 
 @pytest.fixture
@@ -143,28 +160,31 @@ def healthy(prometheus: FakePrometheus) -> FakePrometheus:
 
 
 class TestQueries:
-    def test_sends_one_grouped_query_per_series_and_one_per_custom_gate(
+    def test_sends_one_query_per_series_for_both_versions_and_one_per_custom_gate_and_version(
         self, healthy: FakePrometheus
     ) -> None:
         source = source_for(healthy)
-        source.collect(analysis(healthy.address, ERROR_GATE), CONTEXT)
+        source.collect(analysis(healthy.address, ERROR_GATE), STABLE, CONTEXT)
 
-        assert healthy.queries == [PREDICTIONS, OUTCOMES, SCORES, LATENCY, ERRORS, CUSTOM]
+        assert healthy.queries == [
+            *(PREDICTIONS, OUTCOMES, SCORES, LATENCY, ERRORS),
+            *(STABLE_CUSTOM, CUSTOM),
+        ]
         assert set(healthy.paths) == {"/api/v1/query"}
         assert set(healthy.times) == {f"{END.timestamp():.3f}"}
-        assert source.queries_last_collect == 6
+        assert source.queries_last_collect == 7
         assert source.seconds_last_collect > 0
 
     def test_query_count_does_not_grow_with_slices(self, prometheus: FakePrometheus) -> None:
         many = ("sex", "age_band", "region", "income", "language")
         source = source_for(prometheus)
-        source.collect(analysis(prometheus.address, attributes=many), CONTEXT)
+        source.collect(analysis(prometheus.address, attributes=many), STABLE, CONTEXT)
         assert source.queries_last_collect == 5
         assert prometheus.queries[0] == PREDICTIONS
 
     def test_label_values_are_escaped_in_the_selector(self, prometheus: FakePrometheus) -> None:
-        context = QueryContext('ns"x', "r", "dep\\loy", "stable", "svc", START, END)
-        source_for(prometheus).collect(analysis(prometheus.address, ERROR_GATE), context)
+        context = QueryContext('ns"x', "r", "dep\\loy", "candidate", "svc", START, END)
+        source_for(prometheus).collect(analysis(prometheus.address, ERROR_GATE), STABLE, context)
         assert 'namespace="ns\\"x",pod=~"dep\\\\loy-[0-9a-z]+-[0-9a-z]+"' in prometheus.queries[0]
         assert "[300s]" in prometheus.queries[-1]  # {{window}}: the analysis' age
 
@@ -172,13 +192,13 @@ class TestQueries:
         spec = analysis(prometheus.address).model_copy(
             update={"selector": 'job="{{service}}",version="{{ version }}"'}
         )
-        source_for(prometheus).collect(spec, CONTEXT)
+        source_for(prometheus).collect(spec, STABLE, CONTEXT)
         assert '{job="credit-scorer-canary",version="candidate"}' in prometheus.queries[0]
 
     def test_unknown_selector_variable_fails_loudly(self, prometheus: FakePrometheus) -> None:
         spec = analysis(prometheus.address).model_copy(update={"selector": 'app="{{app}}"'})
         with pytest.raises(InvalidQueryError, match=r"\{\{app\}\}"):
-            source_for(prometheus).collect(spec, CONTEXT)
+            source_for(prometheus).collect(spec, STABLE, CONTEXT)
         assert prometheus.queries == []
 
     def test_unknown_variable_in_a_gate_query_names_the_gate(
@@ -265,7 +285,8 @@ class TestCounts:
         prometheus.answer("fairshift_score_bucket", at_end(*score_samples({}, "", [0.3])))
         source = source_for(prometheus)
 
-        counts = source.collect(analysis(prometheus.address, attributes=()), CONTEXT)
+        pair = source.collect(analysis(prometheus.address, attributes=()), STABLE, CONTEXT)
+        counts = pair.candidate
 
         assert counts.cells == {(): BinaryCounts(predictions=10.0, selected=4.0)}
         assert counts.scores[()].total == 1
@@ -424,7 +445,7 @@ class TestFailures:
         prometheus.default = failure(500, "internal", "boom")
         source = source_for(prometheus)
         with pytest.raises(MetricsError, match="500") as raised:
-            source.collect(analysis(prometheus.address), CONTEXT)
+            source.collect(analysis(prometheus.address), STABLE, CONTEXT)
         assert not isinstance(raised.value, InvalidQueryError)
         assert source.queries_last_collect == 1  # the first failure ends the collect
 
@@ -446,14 +467,16 @@ class TestObservationAndSources:
     def test_every_query_is_observed(self, healthy: FakePrometheus) -> None:
         observer = RecordingObserver()
         collect(healthy, ERROR_GATE, observer=observer)
-        assert len(observer.calls) == 6
+        assert len(observer.calls) == 7
         assert all(ok and seconds >= 0 for seconds, ok in observer.calls)
 
     def test_collect_detailed_reports_problems(self, prometheus: FakePrometheus) -> None:
         prometheus.answer(
             "fairshift_predictions_total", at_end((labels(WOMEN, decision="1"), "NaN"))
         )
-        collection = source_for(prometheus).collect_detailed(analysis(prometheus.address), CONTEXT)
+        collection = source_for(prometheus).collect_detailed(
+            analysis(prometheus.address), STABLE, CONTEXT
+        )
         assert collection.queries == 5
         assert any("NaN" in problem for problem in collection.problems)
 
@@ -468,11 +491,11 @@ class TestObservationAndSources:
 
         sources = PrometheusSources(make)
         spec = analysis(prometheus.address)
-        sources.collect(spec, CONTEXT)
-        sources.collect(spec, CONTEXT)
+        sources.collect(spec, STABLE, CONTEXT)
+        sources.collect(spec, STABLE, CONTEXT)
 
         assert made == [(prometheus.address, 2.0)]
-        assert len(prometheus.queries) == 10
+        assert len(prometheus.queries) == 10  # two analyses of five queries
         assert sources.source_for(spec.prometheus).queries_last_collect == 5
 
     def test_histograms_are_engine_histograms(self, healthy: FakePrometheus) -> None:

@@ -18,7 +18,7 @@ from fairshift.api.spec import Analysis, ModelRolloutSpec
 from fairshift.engine.audit import verify_chain
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.k8s.auditstore import AuditStore
-from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext
+from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext, VersionPair
 from fairshift.reconciling import ACTION_ANNOTATION, Dependencies, Reconciler, Result, Rollout
 from fairshift.routing.base import Router
 from fairshift.routing.registry import make_router
@@ -88,14 +88,18 @@ class CannedMetrics:
     invalid: bool = False
     calls: list[QueryContext] = field(default_factory=list)
 
-    def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
-        self.calls.append(context)
+    def collect(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> VersionPair:
+        self.calls += [stable, candidate]
         if self.broken:
             raise MetricsError("connection refused")
         if self.invalid:
             raise InvalidQueryError("unknown template variable {{tenant}}")
-        bias = self.candidate_tpr if context.version == "candidate" else {}
-        return counts(self.per_second, context.window_seconds, bias)
+        return VersionPair(
+            stable=counts(self.per_second, stable.window_seconds, {}),
+            candidate=counts(self.per_second, candidate.window_seconds, self.candidate_tpr),
+        )
 
 
 @dataclass

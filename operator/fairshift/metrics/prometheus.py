@@ -1,9 +1,10 @@
-"""Read one model version's counts from Prometheus (the metric convention and custom gates).
+"""Read both model versions' counts from Prometheus (the metric convention and custom gates).
 
-:class:`PrometheusSource` runs five convention queries per version and tick (see
-``metrics.promql``), plus one per custom gate, through ``metrics.transport``; it parses each
-answer (``metrics.answers``) and decodes the convention (``metrics.decoding``) into a
-:class:`~fairshift.engine.counts.VersionCounts`. ``requests`` is the request-duration
+:class:`PrometheusSource` runs five convention queries per tick for both versions together
+(one per series, see ``metrics.promql``), plus one per custom gate and version, through
+``metrics.transport``; it parses each answer (``metrics.answers``), turns the pinned readings
+into counts (``metrics.readings``) and decodes the convention (``metrics.decoding``) into a
+:class:`~fairshift.engine.counts.VersionCounts` per version. ``requests`` is the request-duration
 histogram's count, or predictions plus errors when the server does not time its requests;
 ``custom[gate]`` is a single number.
 
@@ -42,7 +43,7 @@ from fairshift.metrics.readings import (
     restarted_processes,
     split_by_version,
 )
-from fairshift.metrics.source import InvalidQueryError, QueryContext, Version
+from fairshift.metrics.source import InvalidQueryError, QueryContext, Version, VersionPair
 from fairshift.metrics.transport import PrometheusTransport, QueryObserver
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 class Collection:
     """The counts of one collect and how they were obtained."""
 
-    counts: VersionCounts
+    counts: VersionPair
     queries: int
     seconds: float
     problems: tuple[str, ...] = ()
@@ -91,13 +92,17 @@ class PrometheusSource:
         self.queries_last_collect = 0
         self.seconds_last_collect = 0.0
 
-    def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
-        """Counts of one version over ``context.window_seconds``; see the module docstring."""
-        return self.collect_detailed(analysis, context).counts
+    def collect(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> VersionPair:
+        """Counts of both versions from ``start`` to ``end``; see the module docstring."""
+        return self.collect_detailed(analysis, stable, candidate).counts
 
-    def collect_detailed(self, analysis: Analysis, context: QueryContext) -> Collection:
+    def collect_detailed(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> Collection:
         """Like ``collect``, with the number of queries, the time spent and what was dropped."""
-        run = _Run(self, analysis, context)
+        run = _Run(self, analysis, {"stable": stable, "candidate": candidate})
         started = self.clock()
         try:
             collection = run.collect()
@@ -105,28 +110,30 @@ class PrometheusSource:
             self.queries_last_collect = run.queries
             self.seconds_last_collect = self.clock() - started
         for problem in collection.problems:
-            log.warning("%s/%s (%s): %s", *_who(context), problem)
+            log.warning("%s/%s: %s", candidate.namespace, candidate.rollout, problem)
         return collection
-
-
-def _who(context: QueryContext) -> tuple[str, str, str]:
-    return context.namespace, context.rollout, context.version
 
 
 class _Run:
     """One collect: renders the queries, runs them through the source, builds the counts."""
 
-    def __init__(self, source: PrometheusSource, analysis: Analysis, context: QueryContext):
+    def __init__(
+        self,
+        source: PrometheusSource,
+        analysis: Analysis,
+        contexts: Mapping[Version, QueryContext],
+    ):
         self.source = source
         self.analysis = analysis
-        self.context = context
+        self.contexts = contexts
+        self.end = max(context.end for context in contexts.values())
         self.attributes = tuple(analysis.slices.attributes)
         self.queries = 0
         self.problems: list[str] = []
 
     def ask(self, text: str) -> Any:
         self.queries += 1
-        return self.source.transport.instant(text, at=self.context.end.timestamp())
+        return self.source.transport.instant(text, at=self.end.timestamp())
 
     def vector(self, what: str, text: str) -> Answer:
         answer = parse_answer(self.ask(text))
@@ -146,16 +153,24 @@ class _Run:
 
     def collect(self) -> Collection:
         started = self.source.clock()
-        variables = promql.query_variables(
-            self.context, self.analysis.selector, self.analysis.interval
-        )
-        readings = promql.readings_of(self.context, variables["selector"])
+        variables = {
+            version: promql.query_variables(context, self.analysis.selector, self.analysis.interval)
+            for version, context in self.contexts.items()
+        }
+        readings = [
+            reading
+            for version, context in self.contexts.items()
+            for reading in promql.readings_of(context, variables[version]["selector"])
+        ]
         families = promql.convention_queries(self.attributes, readings).all()
         splits = [(family, self.readings(family)) for family in families]
-        counts = self.counts(self.context.version, splits)
-        counts = replace(counts, custom=self.custom(variables))
+        counts = {
+            version: replace(self.counts(version, splits), custom=self.custom(variables[version]))
+            for version in self.contexts
+        }
         seconds = self.source.clock() - started
-        return Collection(counts, self.queries, seconds, tuple(self.problems))
+        pair = VersionPair(stable=counts["stable"], candidate=counts["candidate"])
+        return Collection(pair, self.queries, seconds, tuple(self.problems))
 
     def counts(
         self, version: Version, splits: Sequence[tuple[promql.Family, Split]]
@@ -231,6 +246,7 @@ class _Run:
         }
 
     def custom_value(self, gate: Gate, variables: Mapping[str, str]) -> float | None:
+        """One custom gate's value for one version (its own query: it may answer a scalar)."""
         assert gate.query is not None
         try:
             text = promql.render_template(gate.query, variables)
@@ -239,8 +255,8 @@ class _Run:
         value = single_value(self.ask(text))
         if value is None:
             self.problems.append(
-                f"gate {gate.name}: no single finite value, treated as no data"
-                " (if no series means zero, end the query with `or vector(0)`)"
+                f"gate {gate.name} ({variables['version']}): no single finite value, treated as"
+                " no data (if no series means zero, end the query with `or vector(0)`)"
             )
         return value
 
@@ -280,8 +296,12 @@ class PrometheusSources:
                 self._sources[key] = self._make(*key)
             return self._sources[key]
 
-    def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
-        return self.source_for(analysis.prometheus).collect(analysis, context)
+    def collect(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> VersionPair:
+        return self.source_for(analysis.prometheus).collect(analysis, stable, candidate)
 
-    def collect_detailed(self, analysis: Analysis, context: QueryContext) -> Collection:
-        return self.source_for(analysis.prometheus).collect_detailed(analysis, context)
+    def collect_detailed(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> Collection:
+        return self.source_for(analysis.prometheus).collect_detailed(analysis, stable, candidate)

@@ -1,4 +1,7 @@
-"""The metric-source protocol: what the reconciler asks for each analysis tick."""
+"""The metric-source protocol: what the reconciler asks for each analysis tick.
+
+Both versions are read together, so that a source can answer both with the same queries.
+"""
 
 from __future__ import annotations
 
@@ -43,10 +46,20 @@ class MetricsError(RuntimeError):
     """The source could not answer (unreachable, timeout, malformed); a temporary error."""
 
 
-class MetricSource(Protocol):
-    """Collects the counts of one model version over a window."""
+@dataclass(frozen=True)
+class VersionPair:
+    """The counts of both versions over the same span."""
 
-    def collect(self, analysis: Analysis, context: QueryContext) -> VersionCounts:
+    stable: VersionCounts
+    candidate: VersionCounts
+
+
+class MetricSource(Protocol):
+    """Collects the counts of both model versions over the analysis' span."""
+
+    def collect(
+        self, analysis: Analysis, stable: QueryContext, candidate: QueryContext
+    ) -> VersionPair:
         """Counts per finest slice cell, score and latency histograms, errors, custom gates."""
 
 
