@@ -58,4 +58,4 @@ bench-scale-quick:  ## a few rollouts on the real control plane (CI smoke, not a
 	$(PYTHON) -m bench.scale --quick
 
 demo:  ## a local cluster, Prometheus, simulated traffic and a biased model rolled back, live
-	fairshift demo
+	$(PYTHON) -m e2e.demo $(DEMO_ARGS)

@@ -23,7 +23,6 @@ COMMAND_MODULES = (
     "audit",
     "report",
     "run",
-    "demo",
 )
 
 

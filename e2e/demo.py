@@ -1,8 +1,8 @@
-"""``fairshift demo``: a biased model caught and rolled back, live, on a local cluster.
+"""``make demo`` (``python -m e2e.demo``): a biased model caught and rolled back, live, locally.
 
-Needs the fairshift repository checkout (``e2e/cluster.sh``, ``e2e/dataplane``,
-``examples/demo-rollout.yaml``); found from the current directory or the installed package,
-or given with ``--repo``. It
+A developer tool of the repository, not part of the fairshift package: it drives the checkout's
+local control plane (``e2e/cluster.sh``), simulated data plane (``e2e/dataplane``) and
+``examples/demo-rollout.yaml``, and runs the installed operator (``fairshift run``). It
 
 1. brings up the local control plane and Prometheus (``e2e/cluster.sh up``) unless running;
 2. applies the CRD and ``examples/demo-rollout.yaml`` (a simulated credit scorer and its
@@ -12,6 +12,9 @@ or given with ``--repo``. It
    weights and per-slice gates live until the rollout ends (or the time limit);
 4. prints ``kubectl get mro`` and where the evidence is, then stops its processes and brings
    the cluster down if it brought it up (``--keep`` leaves everything running to inspect).
+
+Exits with :class:`fairshift.commands.exitcodes.ExitCode`: ``OK`` when the biased candidate
+was rolled back, ``FAILED`` when it was not or the demo broke, ``USAGE`` when it cannot start.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,8 @@ from fairshift.commands.views import StatusError, render_status
 
 ROLLOUT = "credit-scorer"
 TARGET = "credit-scorer"
+REPO = Path(__file__).resolve().parents[1]
+"""The checkout this module belongs to."""
 EXAMPLE = Path("examples") / "demo-rollout.yaml"
 CLUSTER_SH = Path("e2e") / "cluster.sh"
 TERMINAL = ("Succeeded", "RolledBack", "Failed")
@@ -62,40 +67,8 @@ BIASED_CANDIDATE: dict[str, Any] = {
 }
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "demo",
-        help="roll out a biased model on a local cluster and watch it being rolled back",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--repo", type=Path, help="the fairshift checkout (default: found)")
-    parser.add_argument("--time-limit", type=float, default=420.0, help="seconds (default 420)")
-    parser.add_argument("--rate", type=float, default=250.0, help="simulated requests per second")
-    parser.add_argument(
-        "--keep", action="store_true", help="leave the cluster, namespace and processes' data"
-    )
-    parser.set_defaults(handler=run)
-
-
 class DemoError(RuntimeError):
     """The demo cannot run (no checkout, the cluster did not come up...)."""
-
-
-def find_repo(explicit: Path | None) -> Path:
-    """The checkout holding ``e2e/cluster.sh``: explicit, else up from cwd or this file."""
-    if explicit is not None:
-        if not (explicit / CLUSTER_SH).exists():
-            raise DemoError(f"{explicit} is not a fairshift checkout (no {CLUSTER_SH})")
-        return explicit.resolve()
-    for start in (Path.cwd(), Path(__file__).resolve()):
-        for folder in (start, *start.parents):
-            if (folder / CLUSTER_SH).exists() and (folder / EXAMPLE).exists():
-                return folder
-    raise DemoError(
-        "fairshift demo needs the fairshift repository checkout (e2e/cluster.sh); "
-        "run it from the checkout or pass --repo"
-    )
 
 
 class Demo:
@@ -104,7 +77,7 @@ class Demo:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args = args
         self.console = console
-        self.repo = find_repo(args.repo)
+        self.repo = REPO
         self.workdir = Path(tempfile.mkdtemp(prefix="fairshift-demo-"))
         self.namespace = f"fairshift-demo-{secrets.token_hex(2)}"
         self.brought_up = False
@@ -285,7 +258,7 @@ class Demo:
             going = "the cluster it brought up" if self.brought_up else f"namespace {ns}"
             self.console.print(
                 f"[dim]the demo now removes {going}; "
-                "run `fairshift demo --keep` to look around afterwards[/]"
+                "run `make demo DEMO_ARGS=--keep` to look around afterwards[/]"
             )
 
     def cleanup(self) -> None:
@@ -341,15 +314,30 @@ def model_summary(model: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def parser() -> argparse.ArgumentParser:
+    """The demo's options (``make demo DEMO_ARGS='--keep'``)."""
+    options = argparse.ArgumentParser(
+        prog="python -m e2e.demo",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    options.add_argument("--time-limit", type=float, default=420.0, help="seconds (default 420)")
+    options.add_argument("--rate", type=float, default=250.0, help="simulated requests per second")
+    options.add_argument(
+        "--keep", action="store_true", help="leave the cluster, namespace and processes' data"
+    )
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(parser().parse_args(argv))
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if not console.is_terminal:  # a log file: wide enough for the gates table
         console = Console(width=160)
-    try:
-        demo = Demo(args, console)
-    except DemoError as error:
-        console.print(f"[red]{error}[/]")
-        return ExitCode.USAGE
+    demo = Demo(args, console)
     phase: str | None = None
     try:
         demo.up()
@@ -370,3 +358,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         demo.cleanup()
     return ExitCode.OK if phase == "RolledBack" else ExitCode.FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
