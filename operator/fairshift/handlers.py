@@ -1,9 +1,11 @@
-"""Thin kopf handlers: build the dependencies once, hand each rollout to the reconciler.
+"""Thin kopf handlers: build the dependencies once, hand each rollout to the executor.
 
-A timer ticks every few seconds per ModelRollout; the reconciler itself decides whether an
-analysis is due (``spec.analysis.interval`` varies per rollout, kopf timers do not). kopf's
-own progress and diff-base records live in ``fairshift.io/`` annotations, never in status.
-Errors map to kopf's: temporary trouble backs off, nothing here branches on phase.
+A timer ticks every few seconds per ModelRollout, but a tick works only when the rollout's
+plan asked to be looked at again by then (``Plan.next_check``: the next analysis, a route to
+read back, a resting rollout's slower look), or when a person changed the rollout (its
+generation or its action annotation). kopf's own progress and diff-base records live in
+``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary trouble backs
+off, nothing here branches on phase.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from typing import Any
 import kopf
 
 from fairshift.api import GROUP, PLURAL, VERSION
+from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.spec import ModelRolloutSpec, Prometheus
+from fairshift.api.status import Phase
 from fairshift.evidence.closing import closing_artifacts
 from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import secret_credentials
+from fairshift.executing.executor import Reconciler, Result, Rollout, TemporaryError, route_target
+from fairshift.executing.ports import Dependencies, InMemoryAuditLog, NullTelemetry
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
@@ -35,14 +41,7 @@ from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.metrics.prometheus import PrometheusSources
 from fairshift.notify.fanout import FanOut
 from fairshift.notify.webhook import Notifier
-from fairshift.reconciling import (
-    Dependencies,
-    Reconciler,
-    Rollout,
-    TemporaryError,
-    route_target,
-)
-from fairshift.routing.base import Router
+from fairshift.routing.base import Router, RoutingError
 from fairshift.routing.registry import make_router
 
 log = logging.getLogger("fairshift.handlers")
@@ -85,9 +84,9 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
         workloads=Workloads(objects),
         router_for=router_for,
         metrics_for=lambda _spec: sources,
-        audit=AuditStore(objects) if config.audit_configmap else None,
+        audit=AuditStore(objects) if config.audit_configmap else InMemoryAuditLog(),
         notifier=notifier,
-        operator_metrics=config.metrics,
+        telemetry=config.metrics if config.metrics is not None else NullTelemetry(),
     )
 
 
@@ -131,11 +130,36 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo["reconciler"] = Reconciler(build_dependencies(config, objects))
 
 
+@dataclass(frozen=True)
+class Due:
+    """When a rollout wants its next look, and what a person had set when it said so."""
+
+    at: datetime
+    generation: int
+    action: str | None
+
+
+def is_due(memo: kopf.Memo, rollout: Rollout, now: datetime) -> bool:
+    """Whether this tick should work: the plan's time has come, or a person changed something.
+
+    The schedule is a hint kept in memory: after a restart every rollout is looked at once.
+    """
+    due: Due | None = memo.setdefault("due", {}).get(rollout.uid)
+    if due is None or now >= due.at:
+        return True
+    return (due.generation, due.action) != (
+        rollout.generation,
+        rollout.annotations.get(ACTION_ANNOTATION),
+    )
+
+
 def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile one rollout and write its status, events and decisions."""
+    """Reconcile one rollout when due and write its status, events and decisions."""
     rollout = rollout_of(body)
     config: OperatorConfig = memo["config"]
     started = datetime.now(UTC)
+    if body.get("metadata", {}).get("deletionTimestamp") or not is_due(memo, rollout, started):
+        return  # a rollout being deleted belongs to the finalizer
     try:
         if config.metrics is not None:
             with config.metrics.time_reconcile():
@@ -146,8 +170,16 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=error.delay) from error
     except KubeError as error:
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=10) from error
+    schedule(memo, rollout, result)
     patch.status.update(status_patch(result.status, rollout.status))
-    post_events(memo, body, result.events)
+    post_events(memo, body, [(e.kind, e.reason, e.message) for e in result.events])
+
+
+def schedule(memo: kopf.Memo, rollout: Rollout, result: Result) -> None:
+    if result.next_check is not None:
+        memo.setdefault("due", {})[rollout.uid] = Due(
+            result.next_check, rollout.generation, rollout.annotations.get(ACTION_ANNOTATION)
+        )
 
 
 def status_patch(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,12 +208,21 @@ def post_events(memo: kopf.Memo, body: kopf.Body, events: list[tuple[str, str, s
             log.warning("could not post event %s: %s", reason, error)
 
 
-def finalize(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Before the rollout goes: traffic back to primary and the user's Deployment serving."""
+def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Before the rollout goes: the user's Deployment serving, then traffic back.
+
+    Retried until done (kopf keeps the finalizer while this raises): deleting the rollout
+    garbage-collects the primary, so the user's Deployment must serve first.
+    """
+    rollout = rollout_of(body)
     try:
-        memo["reconciler"].release(rollout_of(body))
-    except Exception as error:  # the rollout is going away; never block its deletion
-        log.warning("could not hand traffic back before deletion: %s", error)
+        waiting = memo["reconciler"].release(rollout)
+    except (KubeError, RoutingError) as error:
+        waiting = f"could not hand traffic back yet: {error}"
+    if waiting is not None:
+        patch.status.update({"phase": Phase.TERMINATING.value, "message": waiting})
+        raise kopf.TemporaryError(waiting, delay=5)
+    memo.setdefault("due", {}).pop(rollout.uid, None)
 
 
 def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:

@@ -197,7 +197,7 @@ def test_a_refusal_says_what_is_possible_instead() -> None:
 
 
 def test_the_annotation_is_the_operators_key_and_shape() -> None:
-    from fairshift.reconciling import ACTION_ANNOTATION as OPERATOR_KEY
+    from fairshift.api.names import ACTION_ANNOTATION as OPERATOR_KEY
 
     assert ACTION_ANNOTATION == OPERATOR_KEY
     request = new_request("promote-full", NOW, actions.uuid_hex)

@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
+from fairshift.executing.executor import Reconciler
 from fairshift.k8s.errors import Unreachable
-from fairshift.reconciling import Reconciler
 from tests.operator.world import NAME, NS, TARGET, World, spec
 
 

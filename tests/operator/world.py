@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.spec import Analysis, ModelRolloutSpec
 from fairshift.engine.audit import verify_chain
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
+from fairshift.executing.executor import Reconciler, Result, Rollout, route_target
+from fairshift.executing.ports import Dependencies
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext, VersionPair
-from fairshift.reconciling import ACTION_ANNOTATION, Dependencies, Reconciler, Result, Rollout
 from fairshift.routing.base import Router
 from fairshift.routing.registry import make_router
 from tests.fakes import FakeWorkloads
@@ -114,13 +116,14 @@ class World:
     annotations: dict[str, str] = field(default_factory=dict)
     events: list[tuple[str, str, str]] = field(default_factory=list)
     step: timedelta = timedelta(seconds=30)
+    reuse_reconciler: bool = False  # as the operator does: one reconciler for every tick
+    _reconciler: Reconciler | None = None
 
     def __post_init__(self) -> None:
         self.workloads.add_target(NS, TARGET, "model:v1", replicas=2)
         self.audit = AuditStore(self.workloads.objects)
 
     def router(self) -> Router:
-        from fairshift.reconciling import route_target
 
         parsed = ModelRolloutSpec.model_validate(self.spec)
         return make_router(route_target(parsed, NS, NAME, self.owner), self.workloads.objects)
@@ -138,7 +141,6 @@ class World:
         def router_for(
             parsed: ModelRolloutSpec, ns: str, name: str, owner: Mapping[str, Any]
         ) -> Router:
-            from fairshift.reconciling import route_target
 
             return make_router(route_target(parsed, ns, name, owner), objects)
 
@@ -149,12 +151,19 @@ class World:
             audit=self.audit,
         )
 
+    def reconciler(self) -> Reconciler:
+        if not self.reuse_reconciler:
+            return Reconciler(self.dependencies())
+        if self._reconciler is None:
+            self._reconciler = Reconciler(self.dependencies())
+        return self._reconciler
+
     def tick(self, times: int = 1) -> Result:
         result = None
         for _ in range(times):
-            result = Reconciler(self.dependencies()).reconcile(self.rollout(), self.now)
+            result = self.reconciler().reconcile(self.rollout(), self.now)
             self.status = copy.deepcopy(result.status)
-            self.events.extend(result.events)
+            self.events.extend((e.kind, e.reason, e.message) for e in result.events)
             self.now += self.step
         assert result is not None
         return result

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from fairshift.api.spec import Model
+from fairshift.api.times import Timestamp
 
 
 class Phase(StrEnum):
@@ -27,6 +28,7 @@ class Phase(StrEnum):
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
+    TERMINATING = "Terminating"  # deleted: handing traffic and serving back to the target
 
 
 class Verdict(StrEnum):
@@ -74,14 +76,20 @@ class GateEvidence(Model):
     reason: str = ""
 
 
+ConditionType = Literal[
+    "Progressing", "Analysed", "Paused", "Completed", "InvalidSpec", "Degraded", "Blocked"
+]
+"""``Blocked``: a write needs a person (RBAC, a missing CRD, an object fairshift does not own)."""
+
+
 class Condition(Model):
     """A Kubernetes-style condition."""
 
-    type: Literal["Progressing", "Analysed", "Paused", "Completed", "InvalidSpec", "Degraded"]
+    type: ConditionType
     status: Literal["True", "False", "Unknown"]
     reason: str = ""
     message: str = ""
-    last_transition_time: str = ""
+    last_transition_time: Timestamp | None = None
 
 
 class DecisionRecord(Model):
@@ -112,10 +120,10 @@ class ModelRolloutStatus(Model):
     canary_weight: int = 0
     mirror_percent: int = 0
     verdict: Verdict = Verdict.PENDING
-    phase_started_at: str | None = None
-    step_started_at: str | None = None
-    analysis_started_at: str | None = None
-    last_analysis_at: str | None = None
+    phase_started_at: Timestamp | None = None
+    step_started_at: Timestamp | None = None
+    analysis_started_at: Timestamp | None = None
+    last_analysis_at: Timestamp | None = None
     consecutive_errors: int = 0
     paused_reason: str | None = None
     handled_action: str | None = None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.status import Phase
 from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
@@ -32,7 +33,6 @@ from fairshift.commands.invocation import (
     require_rollout,
 )
 from fairshift.commands.views import (
-    ACTION_ANNOTATION,
     StatusError,
     parse_status,
     pending_request,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.status import (
     Condition,
     DecisionRecord,
@@ -23,9 +24,9 @@ from fairshift.api.status import (
     ModelRolloutStatus,
     Phase,
 )
+from fairshift.api.times import parse_time
 from fairshift.engine.machine import ACTIVE, DESIRED
 
-ACTION_ANNOTATION = "fairshift.io/action"  # the manual-action request the operator consumes
 HASH_CHARS = 12
 PHASE_STYLE = {
     Phase.SHADOW: "cyan",
@@ -100,20 +101,17 @@ def pending_request(obj: Mapping[str, Any]) -> dict[str, Any] | None:
 # --- small formats ----------------------------------------------------------------------------
 
 
-def parse_time(value: str | None) -> datetime | None:
-    """An RFC 3339 time, or None when absent or unreadable."""
-    if not value:
-        return None
+def readable_time(value: str | datetime | None) -> datetime | None:
+    """An RFC 3339 time, or None when absent or unreadable (a person's input)."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def age(value: str | None, now: datetime) -> str:
+def age(value: str | datetime | None, now: datetime) -> str:
     """How long ago, as kubectl prints it: ``45s``, ``12m``, ``3h``, ``5d``."""
-    then = parse_time(value)
+    then = readable_time(value)
     if then is None:
         return "-"
     seconds = max(0, int((now - then).total_seconds()))

@@ -152,4 +152,6 @@ DESIRED: dict[Phase, Desired] = {
     P.ROLLING_BACK: Desired(False, False, False, False),
     P.ROLLED_BACK: Desired(False, False, False, False, terminal=True),
     P.FAILED: Desired(False, False, False, False, terminal=True),
+    # deleted: the finalizer hands serving back to the user's Deployment; the planner waits
+    P.TERMINATING: Desired(False, False, False, False, terminal=True),
 }

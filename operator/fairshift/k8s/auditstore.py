@@ -17,6 +17,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from fairshift.api.names import audit_configmap_name
 from fairshift.k8s.errors import Conflict
 from fairshift.k8s.store import CONFLICT_ATTEMPTS, ObjectStore, require_owned
 
@@ -27,11 +28,6 @@ DEFAULT_MAX_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB
 
 Record = dict[str, Any]
 RecordBuilder = Callable[[Record | None], Record]
-
-
-def audit_configmap_name(rollout: str) -> str:
-    """The name of the ConfigMap holding ``rollout``'s audit trail."""
-    return f"{rollout}-audit"
 
 
 def encode_record(record: Mapping[str, Any]) -> str:

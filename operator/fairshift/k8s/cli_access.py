@@ -17,13 +17,9 @@ from typing import Any, Protocol
 from kubernetes import config
 from kubernetes.config.config_exception import ConfigException
 
+from fairshift.api.names import audit_configmap_name
 from fairshift.engine.audit import GENESIS_HASH
-from fairshift.k8s.auditstore import (
-    DROPPED_KEY,
-    DROPPED_LAST_KEY,
-    RECORDS_KEY,
-    audit_configmap_name,
-)
+from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, RECORDS_KEY
 from fairshift.k8s.client import make_kube_objects
 from fairshift.k8s.objects import ObjectStore
 from fairshift.k8s.rollouts import Rollouts

@@ -31,11 +31,12 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from fairshift.api.names import ROLE_LABEL, ServiceNames, primary_name, service_names
 from fairshift.k8s.errors import NotFound, Unsupported
 from fairshift.k8s.store import ObjectStore, read_modify_write, require_owned
+from fairshift.planning.observation import DeploymentState
 
 APPS = "apps/v1"
 DEPLOYMENT = "Deployment"
@@ -43,7 +44,6 @@ CORE = "v1"
 SERVICE = "Service"
 
 FAIRSHIFT_PREFIX = "fairshift.io/"
-ROLE_LABEL = "fairshift.io/role"
 PRIMARY_ROLE = "primary"
 CANDIDATE_ROLE = "candidate"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -59,43 +59,6 @@ COPIED_SPEC_FIELDS = (
 )
 
 OwnerReferences = Sequence[Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class DeploymentState:
-    """What the reconciler needs to know about a Deployment."""
-
-    name: str
-    revision: str
-    replicas: int
-    updated_replicas: int
-    available_replicas: int
-    observed: bool  # the controller has seen the latest spec (observedGeneration)
-    available: bool  # rolled out: every desired replica updated and available, no old ones
-    template: dict[str, Any]
-    selector: dict[str, str]
-
-
-TargetState = DeploymentState
-
-
-@dataclass(frozen=True)
-class ServiceNames:
-    """The Services of a rollout; ``shared`` only exists for the replicas router."""
-
-    primary: str
-    canary: str
-    shared: str
-
-
-def primary_name(target_name: str) -> str:
-    """The name of the primary Deployment made from ``target_name``."""
-    return f"{target_name}-primary"
-
-
-def service_names(rollout: str) -> ServiceNames:
-    """The names of the Services of ``rollout``."""
-    return ServiceNames(primary=f"{rollout}-primary", canary=f"{rollout}-canary", shared=rollout)
 
 
 def without_fairshift_metadata(template: Mapping[str, Any]) -> dict[str, Any]:

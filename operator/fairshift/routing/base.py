@@ -18,29 +18,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fairshift.api.names import ROLLOUT_LABEL
 from fairshift.api.spec import Routing
-
-
-@dataclass(frozen=True)
-class Weights:
-    """Traffic split: percent to primary and to canary (sum 100), percent mirrored to canary."""
-
-    primary: int
-    canary: int
-    mirror_percent: int = 0
-
-    def __post_init__(self) -> None:
-        if self.primary + self.canary != 100 or min(self.primary, self.canary) < 0:
-            raise ValueError(f"weights must be two non-negative numbers summing to 100: {self}")
-        if not 0 <= self.mirror_percent <= 100:
-            raise ValueError(f"mirror percent must be in 0..100: {self.mirror_percent}")
-
-    @classmethod
-    def canary_share(cls, canary: int, mirror_percent: int = 0) -> Weights:
-        return cls(primary=100 - canary, canary=canary, mirror_percent=mirror_percent)
-
-
-ALL_TO_PRIMARY = Weights(100, 0, 0)
+from fairshift.api.traffic import ALL_TO_PRIMARY, Weights
 
 
 @dataclass(frozen=True)
@@ -97,7 +77,6 @@ class RoutingError(RuntimeError):
 
 
 WEIGHTS_ANNOTATION = "fairshift.io/weights"
-ROLLOUT_LABEL = "fairshift.io/rollout"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGER = "fairshift"
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from fairshift.api.spec import GatewayAPIRouting
+from fairshift.api.traffic import Weights
 from fairshift.routing.base import (
     ObjectApi,
     RouteObjectRouter,
     RouteTarget,
     RoutingError,
-    Weights,
     weights_from_amounts,
 )
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from fairshift.api.spec import IstioRouting
+from fairshift.api.traffic import Weights
 from fairshift.routing.base import (
     ObjectApi,
     RouteObjectRouter,
     RouteTarget,
     RoutingError,
-    Weights,
     weights_from_amounts,
 )
 

@@ -32,13 +32,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from fairshift.api.traffic import ALL_TO_PRIMARY, Weights
 from fairshift.routing.base import (
-    ALL_TO_PRIMARY,
     WEIGHTS_ANNOTATION,
     ObjectApi,
     RouteTarget,
     RoutingError,
-    Weights,
     decode_weights,
     encode_weights,
     weights_from_amounts,

@@ -1,0 +1,111 @@
+"""Traffic and replicas each phase wants, and the writes that get the world there.
+
+Level-triggered: the desired weights follow from the phase and the step; a write is planned
+only where the observed world differs.
+"""
+
+from __future__ import annotations
+
+from fairshift.api.spec import Step
+from fairshift.api.status import Phase
+from fairshift.api.traffic import Weights
+from fairshift.engine.machine import DESIRED
+from fairshift.planning.draft import Draft
+from fairshift.planning.observation import Observation
+from fairshift.planning.plan import ScaleCandidate, SetTraffic
+
+ROUTE_RECHECK = 3.0
+
+
+def step_weight(steps: list[Step], index: int | None) -> int:
+    """The canary weight in force at step ``index``: the last setWeight at or before it."""
+    if index is None:
+        return 0
+    weight = 0
+    for step in steps[: index + 1]:
+        if step.set_weight is not None:
+            weight = step.set_weight
+    return weight
+
+
+def current_weight(draft: Draft) -> int:
+    if draft.phase is Phase.CANARY:
+        return step_weight(draft.spec.strategy.canary.steps, draft.status.current_step)
+    if draft.phase is Phase.PAUSED:
+        return draft.status.canary_weight
+    return 0
+
+
+def desired_weights(draft: Draft) -> Weights:
+    desired = DESIRED[draft.phase]
+    shadow = draft.spec.strategy.shadow
+    mirror = 0
+    if draft.phase is Phase.SHADOW and shadow is not None:
+        mirror = shadow.mirror_percent
+    elif draft.phase is Phase.PAUSED and desired.mirror:
+        mirror = draft.status.mirror_percent
+    canary = current_weight(draft) if desired.route_canary else 0
+    return Weights.canary_share(canary, mirror)
+
+
+def route(draft: Draft, observed: Observation, wanted: Weights) -> None:
+    """Plan the route write when the live route differs; status shows what is wanted."""
+    if observed.route.weights != wanted:
+        draft.write(SetTraffic(wanted))
+    draft.set(canary_weight=wanted.canary, mirror_percent=wanted.mirror_percent)
+
+
+def traffic_shown(draft: Draft, observed: Observation, explain: bool = True) -> bool:
+    """The route sends what this phase and step want, read back; otherwise write and wait.
+
+    ``explain=False`` keeps status's message (a rollback keeps saying why it happens).
+    """
+    wanted = desired_weights(draft)
+    if observed.route.shows(wanted):
+        draft.set(canary_weight=wanted.canary, mirror_percent=wanted.mirror_percent)
+        return True
+    route(draft, observed, wanted)
+    if explain:
+        draft.say("waiting for the route to show the new weights", "RouteNotReady")
+    draft.check_within(ROUTE_RECHECK)
+    return False
+
+
+def scale_candidate(draft: Draft, observed: Observation, replicas: int) -> None:
+    """The candidate (the user's Deployment) to ``replicas``, unless the router owns replicas."""
+    if draft.spec.routing.kind == "replicas":
+        return
+    target = observed.target
+    if target is not None and target.replicas == replicas:
+        return
+    draft.write(ScaleCandidate(replicas))
+
+
+def converge(draft: Draft, observed: Observation) -> None:
+    """Make traffic and the candidate's replicas match the phase (idempotent)."""
+    desired = DESIRED[draft.phase]
+    if draft.phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.INITIALIZING):
+        return
+    if observed.target is not None and desired.candidate_scaled:
+        primary = observed.primary
+        scale_candidate(draft, observed, max(primary.replicas if primary else 1, 1))
+    route(draft, observed, desired_weights(draft))
+    if observed.target is not None and not desired.candidate_scaled:
+        scale_candidate(draft, observed, 0)
+    show_conditions(draft)
+
+
+def show_conditions(draft: Draft) -> None:
+    phase, desired = draft.phase, DESIRED[draft.phase]
+    progressing = phase in (Phase.SHADOW, Phase.CANARY, Phase.PROMOTING)
+    draft.condition(
+        "Progressing", "True" if progressing else "False", phase.value, draft.status.message
+    )
+    draft.condition(
+        "Paused",
+        "True" if phase is Phase.PAUSED else "False",
+        draft.status.paused_reason or "",
+        "",
+    )
+    completed = desired.terminal and phase is not Phase.IDLE
+    draft.condition("Completed", "True" if completed else "False", phase.value, "")

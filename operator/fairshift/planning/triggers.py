@@ -1,0 +1,73 @@
+"""What happens to a rollout this tick, in priority order: a person, the target, the spec.
+
+Each source looks at the draft and the observation and returns a ``Happening`` or None;
+``planning.progress`` is the last source (the phase's own work).
+"""
+
+from __future__ import annotations
+
+from fairshift.api.names import ACTION_ANNOTATION
+from fairshift.api.status import Phase
+from fairshift.engine.machine import Event, accepts
+from fairshift.planning.actions import action_event, resume_event
+from fairshift.planning.draft import Draft
+from fairshift.planning.observation import Observation
+from fairshift.planning.transitions import Happening
+
+ACTIVE = (Phase.SHADOW, Phase.CANARY, Phase.PAUSED)
+
+
+def manual(draft: Draft, observed: Observation) -> Happening | None:
+    """A person's request from the action annotation, handled once per id."""
+    request = observed.request
+    if request is None:
+        return None
+    if request.malformed:
+        draft.event("Warning", "BadAction", f"ignored a malformed {ACTION_ANNOTATION}")
+        return None
+    if request.id == draft.status.handled_action:
+        return None
+    draft.set(handled_action=request.id)
+    status = draft.status
+    event = action_event(request.action, status.phase, status.paused_reason, status.current_step)
+    if event is None or not accepts(status.phase, event):
+        draft.event(
+            "Warning",
+            "ActionRefused",
+            f"{request.action} is not possible while {status.phase.value}",
+        )
+        return None
+    draft.set(paused_reason="manual" if event is Event.HALT else None)
+    draft.event("Normal", "ManualAction", f"{request.action} requested")
+    return Happening(event, f"{request.action} requested", "ManualAction", request.id)
+
+
+def revision(draft: Draft, observed: Observation) -> Happening | None:
+    """The target Deployment changed: a new candidate, a revert, or it disappeared."""
+    phase, status, target = draft.phase, draft.status, observed.target
+    active = phase in ACTIVE
+    if target is None:
+        if active or phase is Phase.PROMOTING:
+            name = draft.spec.target_ref.name
+            return Happening(Event.TARGET_LOST, f"Deployment {name} disappeared", "TargetLost")
+        return None
+    if active and target.revision == status.stable_revision:
+        return Happening(Event.REVERTED)
+    known = (status.stable_revision, status.candidate_revision)
+    if target.revision in known or phase in (Phase.PROMOTING, Phase.ROLLING_BACK):
+        return None
+    draft.set(candidate_revision=target.revision)
+    shadow = draft.spec.strategy.shadow is not None
+    return Happening(Event.NEW_REVISION_WITH_SHADOW if shadow else Event.NEW_REVISION)
+
+
+def spec_pause(draft: Draft, _observed: Observation) -> Happening | None:
+    """``spec.paused`` set or cleared."""
+    if draft.spec.paused and draft.phase in (Phase.SHADOW, Phase.CANARY):
+        draft.set(paused_reason="spec")
+        draft.say("spec.paused is true", "SpecPaused")
+        return Happening(Event.HALT, "spec.paused is true", "SpecPaused")
+    unpaused = not draft.spec.paused and draft.phase is Phase.PAUSED
+    if unpaused and draft.status.paused_reason == "spec":
+        return Happening(resume_event(draft.status.current_step))
+    return None
