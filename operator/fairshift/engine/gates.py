@@ -326,7 +326,8 @@ def evaluate(
     cells = apply_warning_fdr(cells, analysis.alpha, single_look)
     if single_look:
         cells = apply_holm(cells, analysis.alpha)
-    cells.extend(sample_ratio_cells(stable, candidate, analysis))
+    if not single_look:  # the offline gate reports groups a file lost on its own
+        cells.extend(sample_ratio_cells(stable, candidate, analysis))
     return Evaluation(tuple(cells), chosen)
 
 
