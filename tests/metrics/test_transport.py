@@ -134,6 +134,22 @@ class TestObservation:
             transport(prometheus, observer=observer).instant("up")
         assert [ok for _, ok in observer.calls] == [False]
 
+    def test_proxies_come_from_the_environment_read_once(
+        self, prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.setenv(name, prometheus.address)  # the fake answers as the proxy
+        behind_a_proxy = PrometheusTransport("http://prometheus.invalid:9090", 2.0, retries=0)
+        for name in ("http_proxy", "HTTP_PROXY"):
+            monkeypatch.delenv(name)
+
+        behind_a_proxy.instant("up")
+
+        assert prometheus.paths == ["/api/v1/query"]
+        assert prometheus.headers[0]["Host"] == "prometheus.invalid:9090"
+
     def test_headers_are_sent(self, prometheus: FakePrometheus) -> None:
         transport(prometheus, headers={"X-Scope-OrgID": "lending"}).instant("up")
         assert prometheus.headers[0]["X-Scope-OrgID"] == "lending"

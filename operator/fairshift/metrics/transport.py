@@ -4,11 +4,13 @@ The status code comes from the response object: 200 is an answer (its body may s
 unusable, which the caller treats as no data); a 4xx other than 408 and 429 means the server
 refused the PromQL (:class:`InvalidQueryError`, retrying does not help); anything else, a
 timeout or an unreachable server is a temporary :class:`MetricsError`. Connection errors and
-502/503/504 are retried a few times, quickly; the operator backs off between analyses.
+502/503/504 are retried a few times, quickly; the operator backs off between analyses. Proxy
+and CA-bundle settings come from the environment, read once when the transport is made.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -43,6 +45,11 @@ def default_retry(retries: int) -> Retry:
         allowed_methods=frozenset({"GET"}),
         raise_on_status=False,
     )
+
+
+def environment_ca_bundle() -> str | None:
+    """The CA bundle requests would take from the environment, if any."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or None
 
 
 def is_refusal(status: int) -> bool:
@@ -80,7 +87,11 @@ class PrometheusTransport:
         self.clock = clock
         self._observer = observer
         self._session = requests.Session()
-        self._session.verify = not disable_ssl
+        # The environment (proxies, CA bundle) is read once here: requests would otherwise walk
+        # the whole process environment on every query, a measurable share of the operator's CPU.
+        self._session.trust_env = False
+        self._session.proxies.update(requests.utils.get_environ_proxies(self.address))
+        self._session.verify = False if disable_ssl else environment_ca_bundle() or True
         self._session.headers.update(headers or {})
         self._session.mount(self.address, HTTPAdapter(max_retries=default_retry(retries)))
 
