@@ -33,7 +33,7 @@ from tests.evidence.rollout_records import rollout_records
 from e2e.helpers import free_port, wait_for
 from fairshift.api.spec import Notification
 from fairshift.engine.audit import verify_chain
-from fairshift.evidence.closing import closing_artifacts
+from fairshift.evidence.closing import EvidenceFiles
 from fairshift.evidence.sink import MlflowSink
 
 pytestmark = pytest.mark.e2e
@@ -145,7 +145,7 @@ def test_a_rollout_is_logged_and_an_outage_neither_blocks_nor_raises(
         }
     )
     sink = MlflowSink(
-        closing_artifacts=closing_artifacts(
+        files=EvidenceFiles(
             lambda ns, name: records, lambda ns, name: {"status": {"phase": "Succeeded"}}
         ),
         attempts=2,
@@ -201,6 +201,9 @@ def test_a_rollout_is_logged_and_an_outage_neither_blocks_nor_raises(
     assert verify_chain(chain, records[-1]["hash"]).ok
     page = Path(client.download_artifacts(run.info.run_id, "report/report.html")).read_text()
     assert f"{NS}/{NAME} {REVISION}" in page
+    card = Path(client.download_artifacts(run.info.run_id, "model-card.md")).read_text()
+    assert card.startswith(f"# Model card: {NS}/{NAME}")
+    assert f"| Head (SHA-256) | {records[-1]['hash']} |" in card
     tags = client.get_model_version(NAME, version).tags
     assert tags["fairshift.io/outcome"] == "promoted"
     assert tags["fairshift.io/audit-head"] == records[-1]["hash"]

@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "actions",
     "audit",
     "report",
+    "card",
     "run",
 )
 

@@ -24,7 +24,7 @@ from fairshift.api import GROUP, PLURAL, VERSION
 from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.spec import ModelRolloutSpec, Prometheus
 from fairshift.api.status import Phase
-from fairshift.evidence.closing import closing_artifacts
+from fairshift.evidence.closing import EvidenceFiles
 from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import secret_credentials
 from fairshift.executing.executor import Reconciler, Result, Rollout, TemporaryError, route_target
@@ -75,9 +75,7 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     )
     mlflow = MlflowSink(
         read_credentials=secret_credentials(SecretReader(objects).read_secret_key),
-        closing_artifacts=closing_artifacts(
-            AuditStore(objects).read_records, Rollouts(objects).get_rollout
-        ),
+        files=EvidenceFiles(AuditStore(objects).read_records, Rollouts(objects).get_rollout),
     )
     notifier = FanOut(webhooks, mlflow)
     return Dependencies(

@@ -19,7 +19,7 @@ from tests.commands.fixtures import (
 )
 from tests.fakes import FakeObjects
 
-MODULES = ("plugin", "actions", "audit", "report")
+MODULES = ("plugin", "actions", "audit", "report", "card")
 Runner = Callable[..., int]
 
 

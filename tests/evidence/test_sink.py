@@ -25,6 +25,16 @@ def mlflow_notification(**extra: Any) -> Notification:
     return Notification.model_validate({"mlflow": settings})
 
 
+class StubFiles:
+    """Files that name the record they were made after."""
+
+    def card(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
+        return {"model-card.md": f"card after {last['seq']}"}
+
+    def closing(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
+        return {**self.card(namespace, rollout, last), "audit/records.jsonl": f"{last['seq']}\n"}
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = datetime(2026, 3, 2, tzinfo=UTC)
@@ -51,7 +61,7 @@ def make_sink(server: FakeTracking, **options: Any) -> tuple[MlflowSink, Sleeps]
         "sleep": sleeps,
         "monotonic": sleeps.monotonic,
         "clock": Clock(),
-        "closing_artifacts": lambda ns, name, last: {"audit/records.jsonl": f"{last['seq']}\n"},
+        "files": StubFiles(),
     }
     return MlflowSink(**{**defaults, **options}), sleeps
 
@@ -92,6 +102,7 @@ def test_a_promoted_rollout_is_one_run_with_its_evidence_decisions_and_outcome()
     ]
     assert run.artifacts["decisions/000006-step-done.json"] == records[5]
     assert run.artifacts["audit/records.jsonl"] == "8\n"
+    assert run.artifacts["model-card.md"] == "card after 8"
     assert run.tags["fairshift.io/outcome"] == "promoted"
     assert run.tags["fairshift.io/audit-head"] == records[-1]["hash"]
     assert run.status == "FINISHED"
@@ -243,17 +254,30 @@ def test_an_unreadable_secret_is_a_counted_failure() -> None:
     assert health.last_error is not None and "Secret lending/gone not found" in health.last_error
 
 
-def test_a_closing_artifact_that_fails_is_retried_and_counted_not_raised() -> None:
-    def broken(ns: str, name: str, last: Mapping[str, Any]) -> dict[str, str]:
-        raise OSError("audit store unreachable")
+def test_the_card_follows_each_decision_not_each_look() -> None:
+    server = FakeTracking()
+    sink, _ = make_sink(server)
+    feed(sink, rollout_records()[:6], mlflow_notification())
+
+    run = server.only_run()
+    assert run.artifacts["model-card.md"] == "card after 6"
+    assert server.calls.count("log_text") == 2  # after new-revision and step-done
+    assert "audit/records.jsonl" not in run.artifacts
+
+
+def test_files_that_cannot_be_made_are_retried_and_counted_not_raised() -> None:
+    class Broken(StubFiles):
+        def closing(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
+            raise OSError("audit store unreachable")
 
     server = FakeTracking()
-    sink, _ = make_sink(server, closing_artifacts=broken, attempts=2)
+    sink, _ = make_sink(server, files=Broken(), attempts=2)
     feed(sink, rollout_records(), mlflow_notification())
 
     health = sink.health()
     assert health.failed == 1 and "audit store unreachable" in str(health.last_error)
-    assert sink.health().delivered == 6
+    assert health.delivered == 6
+    assert server.only_run().status == "RUNNING"
 
 
 def test_an_attempt_count_below_one_is_refused() -> None:

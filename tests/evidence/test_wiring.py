@@ -11,7 +11,7 @@ import pytest
 
 from fairshift.api.spec import Notification
 from fairshift.engine.audit import verify_chain
-from fairshift.evidence.closing import RECORDS_ARTIFACT, REPORT_ARTIFACT, closing_artifacts
+from fairshift.evidence.closing import RECORDS_ARTIFACT, REPORT_ARTIFACT, EvidenceFiles
 from fairshift.evidence.tracking import Credentials, secret_credentials
 from fairshift.k8s.errors import NotFound
 from fairshift.notify.fanout import FanOut
@@ -56,16 +56,16 @@ def test_a_missing_secret_is_not_mistaken_for_a_missing_key() -> None:
         secret_credentials(secret(None))("lending", "mlflow")
 
 
-def test_closing_artifacts_hold_the_whole_chain_and_the_candidates_report() -> None:
+def test_closing_files_hold_the_card_the_whole_chain_and_the_candidates_report() -> None:
     records = rollout_records()
     rollout = {"metadata": {"name": "credit-scorer"}, "status": {"phase": "Succeeded"}}
-    build = closing_artifacts(
+    files = EvidenceFiles(
         lambda ns, name: records,
         lambda ns, name: rollout,
         clock=lambda: datetime(2026, 3, 2, 10, tzinfo=UTC),
     )
 
-    artifacts = build("lending", "credit-scorer", records[-1])
+    artifacts = files.closing("lending", "credit-scorer", records[-1])
 
     stored = [json.loads(line) for line in artifacts[RECORDS_ARTIFACT].splitlines()]
     assert stored == records
@@ -73,13 +73,35 @@ def test_closing_artifacts_hold_the_whole_chain_and_the_candidates_report() -> N
     page = artifacts[REPORT_ARTIFACT]
     assert "lending/credit-scorer 7d9f8c6b5" in page
     assert "equal-opportunity" in page and "<img" in page
+    card = artifacts["model-card.md"]
+    assert card.startswith("# Model card: lending/credit-scorer")
+    assert f"| Head (SHA-256) | {records[-1]['hash']} |" in card
+    assert f"| Verification | intact ({len(records)} records" in card
+    assert "<h1>Model card: lending/credit-scorer</h1>" in artifacts["model-card.html"]
 
 
-def test_closing_artifacts_add_the_last_record_when_the_store_lacks_it() -> None:
+def test_the_card_alone_at_a_decision() -> None:
+    records = rollout_records()[:6]
+    files = EvidenceFiles(lambda ns, name: records, lambda ns, name: None)
+    assert set(files.card("lending", "credit-scorer", records[-1])) == {
+        "model-card.md",
+        "model-card.html",
+    }
+
+
+def test_the_files_add_the_last_record_when_the_store_lacks_it() -> None:
     records = rollout_records()
-    build = closing_artifacts(lambda ns, name: records[:-1], lambda ns, name: None)
-    lines = build("lending", "credit-scorer", records[-1])[RECORDS_ARTIFACT].splitlines()
+    files = EvidenceFiles(lambda ns, name: records[:-1], lambda ns, name: None)
+    lines = files.closing("lending", "credit-scorer", records[-1])[RECORDS_ARTIFACT].splitlines()
     assert json.loads(lines[-1]) == records[-1]
+
+
+def test_a_tampered_store_shows_on_the_card() -> None:
+    records = rollout_records()
+    records[3] = {**records[3], "reason": "edited"}
+    files = EvidenceFiles(lambda ns, name: records, lambda ns, name: None)
+    card = files.card("lending", "credit-scorer", records[-1])["model-card.md"]
+    assert "| Verification | 1 problem(s) over 8 records" in card
 
 
 class Recording:

@@ -8,9 +8,9 @@ delivers the queue in order:
   (``fairshift.io/rollout``, ``fairshift.io/revision``) in the named experiment;
 - the record's traffic shares and evidence as metrics at step ``seq`` and its decision and
   the audit chain's head as tags (``evidence.records``); every record but an analysis hold
-  also as ``decisions/<seq>-<action>.json``;
-- when the record ends the rollout (Succeeded, RolledBack, Failed): the closing artifacts
-  (the whole audit chain, the report, the model card), the run ended (FINISHED or FAILED),
+  also as ``decisions/<seq>-<action>.json``, with the model card as it then stands;
+- when the record ends the rollout (Succeeded, RolledBack, Failed): the closing files
+  (the card, the whole audit chain, the report), the run ended (FINISHED or FAILED),
   and the registered model version, if named, tagged with the outcome and the chain's head.
 
 It never blocks or slows a rollout: a full queue drops the record, a delivery is tried a
@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from fairshift.api.spec import MLflow, Notification
 from fairshift.evidence.records import (
@@ -50,8 +50,16 @@ log = logging.getLogger(__name__)
 
 ReadCredentials = Callable[[str, str], Credentials]
 """``read_credentials(namespace, secret_name)`` -> what the Secret holds (may raise)."""
-ClosingArtifacts = Callable[[str, str, Mapping[str, Any]], Mapping[str, str]]
-"""``closing_artifacts(namespace, rollout, last record)`` -> ``{path in the run: text}``."""
+
+
+class Files(Protocol):
+    """The files a run gets (``evidence.closing.EvidenceFiles``): ``{path in the run: text}``."""
+
+    def card(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
+        """The model card after ``last`` (logged at every decision)."""
+
+    def closing(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
+        """The card, the chain and the report (logged when the rollout ends)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class MlflowSink:
         *,
         connect: Callable[[str], Tracking] = MlflowTracking,
         read_credentials: ReadCredentials | None = None,
-        closing_artifacts: ClosingArtifacts | None = None,
+        files: Files | None = None,
         queue_size: int = 1000,
         attempts: int = 3,
         backoff_seconds: float = 1.0,
@@ -116,7 +124,7 @@ class MlflowSink:
             raise ValueError("an MLflow delivery needs at least one attempt")
         self._connect = connect
         self._read_credentials = read_credentials
-        self._closing_artifacts = closing_artifacts
+        self._files = files
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.deadline_seconds = deadline_seconds
@@ -232,17 +240,22 @@ class MlflowSink:
             if record.get("action") == "retry":
                 tracking.set_status(run_id, "RUNNING")
             tracking.log(run_id, record_metrics(record), record_tags(record))
+            ended = outcome(record)
             if not is_routine(record):
                 tracking.log_json(run_id, record, record_artifact_path(record))
-            ended = outcome(record)
+                self.log_files(tracking, run_id, delivery, closing=ended is not None)
             if ended is not None:
                 self.close_run(tracking, run_id, delivery, ended)
 
+    def log_files(self, tracking: Tracking, run_id: str, delivery: Delivery, closing: bool) -> None:
+        if self._files is None:
+            return
+        ns, rollout, record = delivery.namespace, delivery.rollout, delivery.record
+        files = self._files.closing if closing else self._files.card
+        for path, text in files(ns, rollout, record).items():
+            tracking.log_text(run_id, text, path)
+
     def close_run(self, tracking: Tracking, run_id: str, delivery: Delivery, ended: str) -> None:
-        if self._closing_artifacts is not None:
-            ns, rollout, record = delivery.namespace, delivery.rollout, delivery.record
-            for path, text in self._closing_artifacts(ns, rollout, record).items():
-                tracking.log_text(run_id, text, path)
         tracking.set_status(run_id, RUN_STATUS[ended])
         model = delivery.settings.registered_model
         if model is not None:
