@@ -102,6 +102,24 @@ def error_of(tmp_path: Path, text: str, attributes: list[str] | None = None) -> 
     return message
 
 
+class TestDecisions:
+    def test_rows_are_kept_in_file_order_for_paired_comparisons(self, tmp_path: Path) -> None:
+        path = write(tmp_path, "id,g,prediction,label\nr1,b,1,\nr2,a,0,1\nr3,b,0,0\n")
+        decisions = read_counts(path, ["g"]).decisions
+        assert len(decisions) == 3
+        assert [decisions.cells[c] for c in decisions.codes] == [
+            slice_key({"g": "b"}),
+            slice_key({"g": "a"}),
+            slice_key({"g": "b"}),
+        ]
+        assert decisions.prediction.tolist() == [1, 0, 0]
+        assert math.isnan(decisions.label[0]) and decisions.label[1:].tolist() == [1, 0]
+        assert decisions.ids is not None and decisions.ids.tolist() == ["r1", "r2", "r3"]
+
+    def test_no_id_column(self, tmp_path: Path) -> None:
+        assert read_counts(write(tmp_path, "g,prediction\na,1\n"), ["g"]).decisions.ids is None
+
+
 class TestErrors:
     def test_missing_file(self, tmp_path: Path) -> None:
         with pytest.raises(DataFileError, match="no such file"):
@@ -129,6 +147,14 @@ class TestErrors:
         message = error_of(tmp_path, text)
         assert "duplicate column names" in message
         assert "'decile_score' (columns 2, 4)" in message and "'g' (columns 1, 6)" in message
+
+    def test_a_repeated_id_is_refused_with_its_lines(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, "id,g,prediction\n7,a,1\n8,a,0\n\n7,b,1\n")
+        assert "line 5" in message and "id '7' repeated on lines 2, 5" in message
+
+    def test_an_empty_id_is_refused(self, tmp_path: Path) -> None:
+        message = error_of(tmp_path, "id,g,prediction\n7,a,1\n,a,0\n")
+        assert "line 3" in message and "column 'id'" in message
 
     def test_attribute_named_like_a_data_column(self, tmp_path: Path) -> None:
         assert "not a slice attribute" in error_of(tmp_path, "g,prediction\na,1\n", ["label"])

@@ -15,7 +15,6 @@ file has and the candidate file lacks is a failing ``(groups)`` row (not proven 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fairshift.api.spec import Analysis, Slices, SpecError, parse_spec
+from fairshift.api.spec import Analysis, Model, Slices, SpecError, parse_spec
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.commands.exitcodes import ExitCode
 
@@ -174,14 +173,17 @@ def exit_code(found: list[GateEvidence]) -> ExitCode:
 VERDICTS = {ExitCode.OK: "pass", ExitCode.FAILED: "fail", ExitCode.NOT_PROVEN: "not proven"}
 
 
+class GateReport(Model):
+    """The JSON document of ``fairshift gate --format json``."""
+
+    verdict: str
+    exit_code: int
+    gates: list[GateEvidence]
+
+
 def print_json(found: list[GateEvidence], code: ExitCode) -> None:
-    document = {
-        "verdict": VERDICTS[code],
-        "exitCode": int(code),
-        "gates": [e.model_dump(mode="json", by_alias=True) for e in found],
-    }
-    json.dump(document, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    report = GateReport(verdict=VERDICTS[code], exit_code=int(code), gates=found)
+    sys.stdout.write(report.model_dump_json(indent=2, by_alias=True) + "\n")
 
 
 def print_table(found: list[GateEvidence], code: ExitCode) -> None:

@@ -7,7 +7,9 @@ recorded" for that row. The result has the same shape as counts gathered from Pr
 the engine cannot tell the two sources apart: confusion counts per finest cell, score
 histograms with :data:`SCORE_BOUNDS`, per-label score histograms, and a latency histogram with
 Prometheus' default buckets. Any problem raises :class:`DataFileError` with a one-line message
-naming the file, line and column.
+naming the file, line and column. An optional ``id`` column (unique, never empty) names the
+rows, so that two files that score the same rows can be compared row by row
+(:class:`Decisions`).
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from fairshift_instrument.convention import LATENCY_BUCKETS, SCORE_BUCKETS
 
 from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts, slice_key
@@ -33,151 +36,207 @@ PREDICTION = "prediction"
 LABEL = "label"
 SCORE = "score"
 LATENCY = "latency_seconds"
-RESERVED_COLUMNS = (PREDICTION, LABEL, SCORE, LATENCY)
+ID = "id"
+RESERVED_COLUMNS = (PREDICTION, LABEL, SCORE, LATENCY, ID)
 
 
 class DataFileError(ValueError):
     """A data file that cannot be read as decisions; the message is one line for a person."""
 
 
-@dataclass(frozen=True)
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+
+
+@dataclass(frozen=True, eq=False)
+class Decisions:
+    """Every decision of a file in file order, for comparing two files row by row.
+
+    ``codes[i]`` is the index in ``cells`` of row ``i``'s finest cell; ``label`` is NaN where
+    the outcome is unknown; ``ids`` holds the ``id`` column when the file has one.
+    """
+
+    cells: tuple[SliceKey, ...]
+    codes: IntArray
+    prediction: FloatArray
+    label: FloatArray
+    ids: npt.NDArray[np.object_] | None = None
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+@dataclass(frozen=True, eq=False)
 class CsvCounts:
-    """The counts read from one file and the number of data rows they came from."""
+    """The counts read from one file, the number of data rows, and the rows themselves."""
 
     counts: VersionCounts
     rows: int
+    decisions: Decisions
 
 
 @dataclass(frozen=True)
-class _Decision:
-    cell: SliceKey
-    prediction: int
-    label: int | None
-    score: float | None
-    latency: float | None
+class _Table:
+    """The raw text of a file: its header, its non-blank data rows and their line numbers."""
 
+    path: str
+    header: list[str]
+    rows: list[list[str]]
+    lines: list[int]
 
-@dataclass
-class _Tally:
-    """Mutable accumulator used while reading; frozen into a VersionCounts at the end."""
+    def error(self, index: int, column: str, problem: str) -> DataFileError:
+        return DataFileError(f"{self.path}: line {self.lines[index]}: column {column!r}: {problem}")
 
-    cells: dict[SliceKey, BinaryCounts] = field(default_factory=dict)
-    scores: dict[SliceKey, list[float]] = field(default_factory=dict)
-    labelled_scores: dict[SliceKey, dict[int, list[float]]] = field(default_factory=dict)
-    latency: list[float] = field(default_factory=lambda: [0.0] * len(LATENCY_BOUNDS))
-    latency_seen: bool = False
-    rows: int = 0
-
-    def add(self, decision: _Decision) -> None:
-        self.rows += 1
-        cell = decision.cell
-        self.cells[cell] = self.cells.get(cell, BinaryCounts()) + _confusion(decision)
-        if decision.score is not None:
-            bucket = bisect_left(SCORE_BOUNDS, decision.score)
-            self.scores.setdefault(cell, [0.0] * len(SCORE_BOUNDS))[bucket] += 1
-            if decision.label is not None:
-                by_label = self.labelled_scores.setdefault(
-                    cell, {0: [0.0] * len(SCORE_BOUNDS), 1: [0.0] * len(SCORE_BOUNDS)}
-                )
-                by_label[decision.label][bucket] += 1
-        if decision.latency is not None:
-            self.latency_seen = True
-            self.latency[bisect_left(LATENCY_BOUNDS, decision.latency)] += 1
-
-    def freeze(self) -> VersionCounts:
-        return VersionCounts(
-            cells=dict(self.cells),
-            scores={k: Histogram(SCORE_BOUNDS, tuple(v)) for k, v in self.scores.items()},
-            labelled_scores={
-                k: {label: Histogram(SCORE_BOUNDS, tuple(v)) for label, v in by_label.items()}
-                for k, by_label in self.labelled_scores.items()
-            },
-            latency=Histogram(LATENCY_BOUNDS, tuple(self.latency)) if self.latency_seen else None,
-            requests=float(self.rows),
-        )
-
-
-def _confusion(decision: _Decision) -> BinaryCounts:
-    selected = float(decision.prediction)
-    label = decision.label
-    return BinaryCounts(
-        predictions=1.0,
-        selected=selected,
-        tp=float(label == 1 and selected == 1),
-        fp=float(label == 0 and selected == 1),
-        fn=float(label == 1 and selected == 0),
-        tn=float(label == 0 and selected == 0),
-    )
-
-
-class _RowReader:
-    """Turns the cells of one CSV row into a decision, or raises a located DataFileError."""
-
-    def __init__(self, path: str, header: Sequence[str], attributes: Sequence[str]) -> None:
-        self.path = path
-        self.header = list(header)
-        self.attributes = list(attributes)
-        self.columns = {name: index for index, name in enumerate(self.header)}
-
-    def error(self, line: int, column: str, problem: str) -> DataFileError:
-        return DataFileError(f"{self.path}: line {line}: column {column!r}: {problem}")
-
-    def cell(self, row: Sequence[str], line: int, column: str) -> str:
-        index = self.columns.get(column)
-        if index is None:
-            return ""
-        if index >= len(row):
-            raise self.error(line, column, f"missing value (row has {len(row)} fields)")
-        return row[index].strip()
-
-    def binary(self, row: Sequence[str], line: int, column: str) -> int | None:
-        text = self.cell(row, line, column)
-        if not text:
+    def texts(self, column: str) -> npt.NDArray[np.object_] | None:
+        """The stripped cells of ``column`` (None when the file has no such column)."""
+        if column not in self.header:
             return None
-        value = _number(text)
-        if value is None or value not in (0.0, 1.0):
-            raise self.error(line, column, f"expected 0 or 1, got {text!r}")
-        return int(value)
+        position = self.header.index(column)
+        for index, row in enumerate(self.rows):
+            if position >= len(row):
+                raise self.error(index, column, f"missing value (row has {len(row)} fields)")
+        return np.array([row[position].strip() for row in self.rows], dtype=object)
 
-    def measurement(
-        self, row: Sequence[str], line: int, column: str, low: float, high: float
-    ) -> float | None:
-        text = self.cell(row, line, column)
-        if not text:
-            return None
-        value = _number(text)
-        if value is None or not low <= value <= high:
-            raise self.error(
-                line, column, f"expected a number in [{low:g}, {high:g}], got {text!r}"
-            )
-        return value
+    def required_texts(self, column: str, problem: str) -> npt.NDArray[np.object_]:
+        """Cells of a column every row must fill."""
+        texts = self.texts(column)
+        assert texts is not None  # the header was checked
+        empty = np.flatnonzero(texts == "")
+        if empty.size:
+            raise self.error(int(empty[0]), column, problem)
+        return texts
 
-    def decision(self, row: Sequence[str], line: int) -> _Decision:
-        values: dict[str, str] = {}
-        for attribute in self.attributes:
-            value = self.cell(row, line, attribute)
-            if not value:
-                raise self.error(line, attribute, "empty attribute value")
-            values[attribute] = value
-        prediction = self.binary(row, line, PREDICTION)
-        if prediction is None:
-            raise self.error(line, PREDICTION, "a prediction (0 or 1) is required")
-        return _Decision(
-            cell=slice_key(values),
-            prediction=prediction,
-            label=self.binary(row, line, LABEL),
-            score=self.measurement(row, line, SCORE, 0.0, 1.0),
-            latency=self.measurement(row, line, LATENCY, 0.0, math.inf),
-        )
+    def numbers(self, column: str, low: float, high: float, binary: bool = False) -> FloatArray:
+        """The column as numbers, NaN where empty; a located error for any other value."""
+        texts = self.texts(column)
+        if texts is None:
+            return np.full(len(self.rows), np.nan)
+        empty = texts == ""
+        values = _floats(np.where(empty, "nan", texts))
+        valid = np.isfinite(values) & (values >= low) & (values <= high)
+        if binary:
+            valid &= (values == 0) | (values == 1)
+        bad = np.flatnonzero(~empty & ~valid)
+        if bad.size:
+            text = texts[bad[0]]
+            expected = "0 or 1" if binary else f"a number in [{low:g}, {high:g}]"
+            raise self.error(int(bad[0]), column, f"expected {expected}, got {text!r}")
+        values[empty] = np.nan
+        return values
 
 
-def _number(text: str) -> float | None:
-    """A finite float, or None when the text is not one (NaN and infinities are refused)."""
+def _floats(texts: npt.NDArray[np.object_]) -> FloatArray:
+    """Texts as floats; NaN for a text that is not a number."""
     try:
-        value = float(text)
+        return texts.astype(np.float64)
     except ValueError:
+        return np.array([_number(text) for text in texts], dtype=np.float64)
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
+def _codes(values: Sequence[npt.NDArray[np.object_]]) -> IntArray:
+    """One index per distinct combination of values, row by row (sorted combination order)."""
+    codes = np.zeros(len(values[0]), dtype=np.intp)
+    for column in values:
+        distinct, inverse = np.unique(column, return_inverse=True)
+        combined = codes * len(distinct) + inverse
+        codes = np.unique(combined, return_inverse=True)[1].astype(np.intp)
+    return codes
+
+
+def _cells(table: _Table, attributes: Sequence[str]) -> tuple[tuple[SliceKey, ...], IntArray]:
+    """The finest cells and each row's index into them."""
+    if not attributes:
+        return (slice_key({}),), np.zeros(len(table.rows), dtype=np.intp)
+    values = {a: table.required_texts(a, "empty attribute value") for a in attributes}
+    codes = _codes(list(values.values()))
+    firsts = np.unique(codes, return_index=True)[1]
+    cells = tuple(slice_key({a: values[a][row] for a in attributes}) for row in firsts)
+    return cells, codes
+
+
+def _ids(table: _Table) -> npt.NDArray[np.object_] | None:
+    """The ``id`` column: every row has one, and no two rows share one."""
+    ids = table.texts(ID)
+    if ids is None:
         return None
-    return value if math.isfinite(value) else None
+    table.required_texts(ID, "empty id (an id column needs one for every row)")
+    distinct, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        rows = np.flatnonzero(np.isin(ids, distinct[counts > 1]))
+        first = ids[rows[0]]
+        same = [int(i) for i in rows if ids[i] == first]
+        lines = ", ".join(str(table.lines[i]) for i in same)
+        raise table.error(same[1], ID, f"id {first!r} repeated on lines {lines}")
+    return ids
+
+
+def _per_cell(codes: IntArray, cells: int, weights: npt.ArrayLike | None = None) -> list[float]:
+    return [float(x) for x in np.bincount(codes, weights=weights, minlength=cells)]
+
+
+def _confusion(decisions: Decisions) -> dict[SliceKey, BinaryCounts]:
+    codes, n = decisions.codes, len(decisions.cells)
+    selected = decisions.prediction == 1
+    positive, negative = decisions.label == 1, decisions.label == 0
+    columns = zip(
+        _per_cell(codes, n),
+        _per_cell(codes, n, selected),
+        _per_cell(codes, n, positive & selected),
+        _per_cell(codes, n, negative & selected),
+        _per_cell(codes, n, positive & ~selected),
+        _per_cell(codes, n, negative & ~selected),
+        strict=True,
+    )
+    return {
+        key: BinaryCounts(predictions=p, selected=s, tp=tp, fp=fp, fn=fn, tn=tn)
+        for key, (p, s, tp, fp, fn, tn) in zip(decisions.cells, columns, strict=True)
+    }
+
+
+def _histograms(codes: IntArray, buckets: IntArray, cells: int) -> FloatArray:
+    """Counts per (cell, score bucket)."""
+    width = len(SCORE_BOUNDS)
+    flat = np.bincount(codes * width + buckets, minlength=cells * width)
+    return flat.reshape(cells, width).astype(float)
+
+
+def _score_histograms(
+    decisions: Decisions, score: FloatArray
+) -> tuple[dict[SliceKey, Histogram], dict[SliceKey, dict[int, Histogram]]]:
+    """Score histograms per cell, and per cell and label for the labelled rows."""
+    scored = ~np.isnan(score)
+    buckets = np.searchsorted(SCORE_BOUNDS, score[scored], side="left")
+    codes, labels, n = decisions.codes[scored], decisions.label[scored], len(decisions.cells)
+    everything = _histograms(codes, buckets, n)
+    by_label = {y: _histograms(codes[labels == y], buckets[labels == y], n) for y in (0, 1)}
+    labelled = by_label[0] + by_label[1]
+    cells = decisions.cells
+
+    def histogram(counts: FloatArray) -> Histogram:
+        return Histogram(SCORE_BOUNDS, tuple(float(x) for x in counts))
+
+    scores = {cells[i]: histogram(everything[i]) for i in np.flatnonzero(everything.sum(1))}
+    labelled_scores = {
+        cells[i]: {y: histogram(by_label[y][i]) for y in (0, 1)}
+        for i in np.flatnonzero(labelled.sum(1))
+    }
+    return scores, labelled_scores
+
+
+def _latency(latency: FloatArray) -> Histogram | None:
+    seen = latency[~np.isnan(latency)]
+    if not seen.size:
+        return None
+    buckets = np.searchsorted(LATENCY_BOUNDS, seen, side="left")
+    counts = np.bincount(buckets, minlength=len(LATENCY_BOUNDS))
+    return Histogram(LATENCY_BOUNDS, tuple(float(x) for x in counts))
 
 
 def _check_header(path: str, header: Sequence[str], attributes: Sequence[str]) -> None:
@@ -234,19 +293,45 @@ def _rows(path: str) -> Iterator[tuple[int, list[str]]]:
         raise DataFileError(f"{path}: line {line + 1}: malformed CSV: {error}") from None
 
 
-def read_counts(path: str | os.PathLike[str], attributes: Sequence[str]) -> CsvCounts:
-    """Read a decisions CSV into counts keyed by all ``attributes`` (raises DataFileError)."""
-    name = os.fspath(path)
-    rows = _rows(name)
+def _table(path: str) -> _Table:
+    rows = _rows(path)
     first = next(rows, None)
     if first is None:
-        raise DataFileError(f"{name}: empty file (no header, no rows)")
+        raise DataFileError(f"{path}: empty file (no header, no rows)")
     header = [column.strip() for column in first[1]]
-    _check_header(name, header, attributes)
-    reader = _RowReader(name, header, attributes)
-    tally = _Tally()
+    lines: list[int] = []
+    data: list[list[str]] = []
     for line, row in rows:
-        tally.add(reader.decision(row, line))
-    if tally.rows == 0:
-        raise DataFileError(f"{name}: no data rows after the header")
-    return CsvCounts(counts=tally.freeze(), rows=tally.rows)
+        lines.append(line)
+        data.append(row)
+    return _Table(path, header, data, lines)
+
+
+def read_counts(path: str | os.PathLike[str], attributes: Sequence[str]) -> CsvCounts:
+    """Read a decisions CSV into counts keyed by all ``attributes`` (raises DataFileError).
+
+    The file is read column by column and every count is summed once per cell with numpy, so
+    the cost grows with the rows, not with rows times cells.
+    """
+    table = _table(os.fspath(path))
+    _check_header(table.path, table.header, attributes)
+    if not table.rows:
+        raise DataFileError(f"{table.path}: no data rows after the header")
+    cells, codes = _cells(table, attributes)
+    table.required_texts(PREDICTION, "a prediction (0 or 1) is required")
+    decisions = Decisions(
+        cells=cells,
+        codes=codes,
+        prediction=table.numbers(PREDICTION, 0, 1, binary=True),
+        label=table.numbers(LABEL, 0, 1, binary=True),
+        ids=_ids(table),
+    )
+    scores, labelled_scores = _score_histograms(decisions, table.numbers(SCORE, 0.0, 1.0))
+    counts = VersionCounts(
+        cells=_confusion(decisions),
+        scores=scores,
+        labelled_scores=labelled_scores,
+        latency=_latency(table.numbers(LATENCY, 0.0, math.inf)),
+        requests=float(len(decisions)),
+    )
+    return CsvCounts(counts=counts, rows=len(decisions), decisions=decisions)
