@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 """The checkout this module belongs to."""
 EXAMPLE = Path("examples") / "demo-rollout.yaml"
 CLUSTER_SH = Path("e2e") / "cluster.sh"
-TERMINAL = ("Succeeded", "RolledBack", "Failed")
+TERMINAL = ("Succeeded", "Guarding", "RolledBack", "Failed")
 
 # Older women lose 0.4 of true positive rate; older men and younger women gain a little, so
 # that every marginal group (sex=F, sex=M, each age band) stays within the gate's margin of

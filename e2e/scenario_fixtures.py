@@ -39,7 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 CRD_FILE = REPO / "crds" / "modelrollouts.yaml"
 TARGET = "credit-scorer"
 ROLLOUT = "credit-scorer"
-TERMINAL = ("Succeeded", "RolledBack", "Failed")
+TERMINAL = ("Succeeded", "Guarding", "RolledBack", "Failed")
 
 STABLE_MODEL: dict[str, Any] = {"seed": 1, "latency_ms": 20}
 """The stable model: TPR 0.8, FPR 0.15 everywhere, 20 ms, no errors."""

@@ -78,8 +78,8 @@ def test_fair_candidate_goes_through_shadow_and_canary_to_succeeded(scenario: Sc
     world.set_model(candidate)
 
     world.wait_phase("Shadow", timeout=60)
-    status = world.wait_phase("Succeeded", "RolledBack", "Paused", "Failed", timeout=420)
-    assert status["phase"] == "Succeeded", status
+    status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=420)
+    assert status["phase"] == "Guarding", status
 
     # primary now runs the candidate's template and takes all traffic; the candidate is idle
     assert status["stableRevision"] != stable_revision
@@ -102,7 +102,7 @@ def test_fair_candidate_goes_through_shadow_and_canary_to_succeeded(scenario: Sc
     assert timeline[-1] == (0, 0)
 
     reasons = world.event_reasons()
-    for reason in ("Shadow", "Canary", "Promoting", "Succeeded"):
+    for reason in ("Shadow", "Canary", "Promoting", "Guarding"):
         assert reason in reasons, reasons
     actions = [r["action"] for r in world.verify_audit()]
     for action in ("new-revision-with-shadow", "shadow-done", "steps-done", "promotion-done"):
@@ -119,7 +119,7 @@ def test_tpr_drop_for_one_group_is_rolled_back_during_canary(scenario: Scenario)
     world.set_model(biased)
 
     world.wait_phase("Canary", timeout=60)
-    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=300)
+    status = world.wait_phase("RolledBack", "Guarding", "Paused", "Failed", timeout=300)
     assert_rolled_back(world, status)
     assert status["verdict"] == "Failed"
     assert status["reason"] == "GateFailed"
@@ -177,7 +177,7 @@ def test_bias_in_one_intersection_only_is_caught(scenario: Scenario) -> None:
     world.start(rollout(world.prometheus.url, steps=steps, gates=gates), rate=300)
     world.set_model({**fair_candidate(), "bias": INTERSECTION_BIAS})
 
-    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=300)
+    status = world.wait_phase("RolledBack", "Guarding", "Paused", "Failed", timeout=300)
     assert_rolled_back(world, status)
     failed = failing(status)
     assert failed, status["evidence"]
@@ -199,7 +199,7 @@ def test_latency_regression_is_rolled_back(scenario: Scenario) -> None:
     world.start(canary_rollback_spec(world), rate=250)
     world.set_model({**fair_candidate(), "latency_ms": 200})
 
-    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=240)
+    status = world.wait_phase("RolledBack", "Guarding", "Paused", "Failed", timeout=240)
     assert_rolled_back(world, status)
     failed = failing(status)
     assert [e["gate"] for e in failed] == ["latency"], failed
@@ -222,7 +222,7 @@ def test_warning_only_drift_pauses_and_does_not_roll_back(scenario: Scenario) ->
     world.set_model({**fair_candidate(), "score_shift": 2.0})
 
     world.wait_phase("Canary", timeout=60)
-    status = world.wait_phase("Paused", "RolledBack", "Succeeded", "Failed", timeout=240)
+    status = world.wait_phase("Paused", "RolledBack", "Guarding", "Failed", timeout=240)
     assert status["phase"] == "Paused", status
     assert status["reason"] == "GateWarning", status
     assert status["pausedReason"] == "analysis"
@@ -533,8 +533,8 @@ def test_prometheus_down_mid_canary_pauses_and_resumes(scenario: Scenario) -> No
     done = world.action("resume")
     assert done.returncode == 0, done.stdout + done.stderr
     world.wait_phase("Canary", timeout=30)
-    status = world.wait_phase("Succeeded", "RolledBack", "Paused", "Failed", timeout=300)
-    assert status["phase"] == "Succeeded", status
+    status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=300)
+    assert status["phase"] == "Guarding", status
     degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
     assert degraded["status"] == "False"
     world.verify_audit()
@@ -599,13 +599,13 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
 
     # (b) during promotion: as soon as the phase says Promoting
     promoting = world.wait_phase(
-        "Promoting", "Succeeded", "RolledBack", "Paused", timeout=300, interval=0.2
+        "Promoting", "Guarding", "RolledBack", "Paused", timeout=300, interval=0.2
     )
     if promoting["phase"] == "Promoting":
         kill_and_check()
         operator.start()
-    status = world.wait_phase("Succeeded", "RolledBack", "Paused", "Failed", timeout=120)
-    assert status["phase"] == "Succeeded", status
+    status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=120)
+    assert status["phase"] == "Guarding", status
     assert '"seed":2' in world.template_env(PRIMARY)
     assert world.weights() == (100, 0, 0)
 
@@ -614,7 +614,7 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     world.set_model({**fair_candidate(3), "bias": {"sex=F": {"tpr": -0.35}}})
     world.wait_phase("Canary", timeout=60)
     for _attempt in range(30):
-        if world.phase() in ("RolledBack", "Succeeded", "Failed"):
+        if world.phase() in ("RolledBack", "Guarding", "Failed"):
             break
         if not operator.running:
             operator.start()
@@ -626,7 +626,7 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
         kill_and_check()
     if not operator.running:
         operator.start()
-    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=180)
+    status = world.wait_phase("RolledBack", "Guarding", "Paused", "Failed", timeout=180)
     assert_rolled_back(world, status)
     assert '"seed":2' in world.template_env(PRIMARY)  # the promoted model still serves
 
@@ -675,7 +675,7 @@ def test_operator_killed_right_after_moving_traffic_back_repeats_nothing(
 
     assert world.operator is not None
     world.operator.start()
-    status = world.wait_phase("RolledBack", "Succeeded", "Paused", "Failed", timeout=180)
+    status = world.wait_phase("RolledBack", "Guarding", "Paused", "Failed", timeout=180)
     assert_rolled_back(world, status)
     # the rejected candidate never got traffic again after the crash
     timeline = world.stats()["traffic"]["timeline"]
@@ -717,9 +717,9 @@ def test_candidate_as_fair_as_stable_with_low_disparate_impact_is_not_rolled_bac
             ),
             timeout=60,
         )
-        status = world.wait_phase("Succeeded", "RolledBack", "Paused", "Failed", timeout=180)
+        status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=180)
         outcomes.append((seed, status["phase"], status.get("reason")))
-        assert status["phase"] in ("Succeeded", "Paused"), (seed, status)
+        assert status["phase"] in ("Guarding", "Paused"), (seed, status)
         assert not failing(status), (seed, status["evidence"])
         di = [e for e in status["evidence"] if e["gate"] == "four-fifths" and e["candidate"]]
         assert all(0.75 < e["candidate"] < 1.1 for e in di), di

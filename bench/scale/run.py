@@ -530,7 +530,7 @@ class Bench:
         return result
 
 
-SETTLED = ("RolledBack", "Paused", "Failed", "Succeeded")
+SETTLED = ("RolledBack", "Paused", "Failed", "Succeeded", "Guarding")
 
 
 def done(status: dict[str, Any]) -> bool:

@@ -59,4 +59,4 @@ def test_crd_names_and_columns() -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     names = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
-    assert names == ["Phase", "Step", "Canary%", "Verdict", "Reason", "Age"]
+    assert names == ["Phase", "Step", "Canary%", "Verdict", "Health", "Reason", "Age"]

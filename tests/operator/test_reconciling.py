@@ -39,10 +39,10 @@ def test_fair_candidate_goes_through_every_step_and_is_promoted() -> None:
     for _ in range(40):
         world.tick()
         seen.append((world.status["phase"], world.status.get("canaryWeight", 0)))
-        if world.status["phase"] == "Succeeded":
+        if world.status["phase"] == "Guarding":
             break
     assert ("Canary", 10) in seen and ("Canary", 50) in seen
-    assert world.status["phase"] == "Succeeded"
+    assert world.status["phase"] == "Guarding"
     assert image_of(world.deployment(f"{TARGET}-primary")) == "model:v2"
     assert world.weights() == (100, 0, 0)
     assert world.deployment(TARGET)["spec"]["replicas"] == 0
@@ -54,7 +54,7 @@ def test_tpr_drop_in_one_intersection_is_rolled_back_with_evidence() -> None:
     world = started()
     world.metrics.candidate_tpr = {("F", "old"): 0.5}
     world.new_revision()
-    world.until_phase("RolledBack", "Succeeded")
+    world.until_phase("RolledBack", "Guarding")
     assert world.status["phase"] == "RolledBack"
     assert world.weights() == (100, 0, 0)
     assert world.deployment(TARGET)["spec"]["replicas"] == 0
@@ -73,7 +73,7 @@ def test_broken_metrics_never_advance_and_pause_after_a_run_of_errors() -> None:
     world = started()
     world.metrics.broken = True
     world.new_revision()
-    world.until_phase("Paused", "Succeeded", limit=60)
+    world.until_phase("Paused", "Guarding", limit=60)
     assert world.status["phase"] == "Paused"
     assert world.status["currentStep"] == 1  # never past the first analysis
     degraded = next(c for c in world.status["conditions"] if c["type"] == "Degraded")
@@ -82,7 +82,7 @@ def test_broken_metrics_never_advance_and_pause_after_a_run_of_errors() -> None:
     world.tick()  # Prometheus still failing once right after the resume (it is restarting)
     assert world.status["phase"] == "Canary", "one error after a resume must not pause again"
     world.metrics.broken = False
-    world.until_phase("Succeeded")
+    world.until_phase("Guarding")
 
 
 def test_a_query_that_cannot_run_pauses_at_once() -> None:
@@ -112,7 +112,7 @@ def test_manual_pause_resume_abort_and_retry() -> None:
     world.tick()
     assert world.status["phase"] == "RolledBack"
     world.act("retry", "a4")
-    world.until_phase("Succeeded")
+    world.until_phase("Guarding")
 
 
 def test_refused_action_is_reported_not_applied() -> None:
@@ -128,7 +128,7 @@ def test_promote_full_skips_remaining_steps() -> None:
     world.new_revision()
     world.until(lambda w: w.status.get("phase") == "Canary")
     world.act("promote-full", "p1")
-    world.until_phase("Succeeded", limit=10)
+    world.until_phase("Guarding", limit=10)
     assert image_of(world.deployment(f"{TARGET}-primary")) == "model:v2"
 
 
@@ -142,7 +142,7 @@ def test_manual_gate_waits_for_promote() -> None:
     world.tick(3)
     assert world.status["phase"] == "Paused"
     world.act("promote", "g1")
-    world.until_phase("Succeeded")
+    world.until_phase("Guarding")
 
 
 def test_spec_paused_holds_and_unpausing_continues() -> None:
@@ -153,7 +153,7 @@ def test_spec_paused_holds_and_unpausing_continues() -> None:
     world.tick()
     assert world.status["phase"] == "Paused"
     world.spec = {**world.spec, "paused": False}
-    world.until_phase("Succeeded")
+    world.until_phase("Guarding")
 
 
 def test_deleting_the_target_mid_rollout_rolls_back() -> None:
@@ -212,10 +212,10 @@ def test_api_failure_at_any_point_resumes_to_the_same_outcome(crash_at: int) -> 
         except Unreachable:
             failures += 1
             world.now += world.step
-        if world.status.get("phase") == "Succeeded":
+        if world.status.get("phase") == "Guarding":
             break
     assert failures == 1
-    assert world.status["phase"] == "Succeeded"
+    assert world.status["phase"] == "Guarding"
     assert world.weights() == (100, 0, 0) and world.audit_ok()
 
 

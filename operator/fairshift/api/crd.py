@@ -20,6 +20,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Step", "type": "integer", "jsonPath": ".status.currentStep"},
     {"name": "Canary%", "type": "integer", "jsonPath": ".status.canaryWeight"},
     {"name": "Verdict", "type": "string", "jsonPath": ".status.verdict"},
+    {"name": "Health", "type": "string", "jsonPath": ".status.guard.health"},
     {"name": "Reason", "type": "string", "jsonPath": ".status.reason"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     {"name": "Stable", "type": "string", "jsonPath": ".status.stableRevision", "priority": 1},

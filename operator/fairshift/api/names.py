@@ -12,6 +12,9 @@ DOMAIN = "fairshift.io"
 ACTION_ANNOTATION = f"{DOMAIN}/action"  # a manual-action request the operator consumes once
 ROLE_LABEL = f"{DOMAIN}/role"  # primary | candidate, on pod templates
 ROLLOUT_LABEL = f"{DOMAIN}/rollout"  # the rollout an object belongs to
+# on the primary Deployment: the pod template it ran before the last promotion (JSON), so a
+# guarded model can be switched back to the last known good revision
+LAST_GOOD_ANNOTATION = f"{DOMAIN}/last-good-template"
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ class Phase(StrEnum):
     ROLLING_BACK = "RollingBack"
     ROLLED_BACK = "RolledBack"
     FAILED = "Failed"
+    GUARDING = "Guarding"  # promoted; the live model is still judged by the rollout's gates
+    RESTORING = "Restoring"  # a guard breach: switching back to the last known good revision
     TERMINATING = "Terminating"  # deleted: handing traffic and serving back to the target
 
 
@@ -53,6 +55,45 @@ class Outcome(StrEnum):
     INSUFFICIENT = "insufficient"  # fewer than minSamples, or too few events
     NO_DATA = "no-data"  # the metric source returned nothing usable
     SKIPPED = "skipped"  # cannot be evaluated here (e.g. a PromQL gate offline)
+
+
+class Health(StrEnum):
+    """How a guarded model is doing (``status.guard.health``)."""
+
+    HEALTHY = "Healthy"  # every guarded gate within its bounds so far
+    WARNING = "Warning"  # a gate drifts (the warning detector alarmed): look at it
+    BREACHED = "Breached"  # a gate is breached (the declared false-alarm rate's detector)
+    DEGRADED = "Degraded"  # the guard cannot look (metrics unavailable); nothing is done
+
+
+class GuardCell(Model):
+    """One guarded gate on one slice after the latest look."""
+
+    gate: str
+    slice: str
+    grade: str
+    level: float  # log detector statistic over the breach threshold: 1 or more is a breach
+    estimate: float | None = None
+    samples: float = 0
+    reason: str = ""
+
+
+class GuardStatus(Model):
+    """The continuous guard's memory: it survives a restart of the operator."""
+
+    health: Health = Health.HEALTHY
+    since: Timestamp | None = None  # guarding began (the promotion)
+    looked_until: Timestamp | None = None  # the end of the latest look's window
+    reference_start: Timestamp | None = None  # the stable model's evidence frozen at promotion
+    reference_end: Timestamp | None = None
+    looks: int = 0
+    breaches: int = 0
+    consecutive_errors: int = 0
+    attested_at: Timestamp | None = None  # the latest diligence record
+    looks_since_attestation: int = 0
+    state: dict[str, dict[str, float]] = Field(default_factory=dict)
+    worst: list[GuardCell] = Field(default_factory=list)
+    message: str = ""
 
 
 class GateEvidence(Model):
@@ -132,3 +173,4 @@ class ModelRolloutStatus(Model):
     decisions: list[DecisionRecord] = Field(default_factory=list)
     audit_head: str | None = None
     audit_seq: int = 0
+    guard: GuardStatus | None = None

@@ -33,6 +33,9 @@ class Event(StrEnum):
     ABORT = "abort"  # manual: roll back now
     RETRY = "retry"  # manual: start the same candidate again after a rollback
     PROMOTION_DONE = "promotion-done"  # primary runs the candidate template and is available
+    PROMOTION_DONE_GUARDED = "promotion-done-guarded"  # the same, and the guard takes over
+    GUARD_BREACHED = "guard-breached"  # a guarded gate breached, its response is rollback
+    RESTORED = "restored"  # both Deployments run the last known good template again
     ROLLBACK_DONE = "rollback-done"  # traffic is on primary and the candidate is scaled down
     CANDIDATE_UNAVAILABLE = "candidate-unavailable"  # not available within progressDeadline
     TARGET_LOST = "target-lost"  # the target Deployment was deleted or broken mid-rollout
@@ -49,6 +52,8 @@ class Effect(StrEnum):
     SKIP_TO_END = "skip-to-end"
     RECORD_STABLE = "record-stable"  # the candidate revision becomes the stable revision
     FORGET_CANDIDATE = "forget-candidate"  # target reverted: nothing to roll out
+    START_GUARD = "start-guard"  # record the stable revision and start guarding it
+    RECORD_RESTORED = "record-restored"  # the last known good revision is stable again
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class Transition:
 
 P, E, F = Phase, Event, Effect
 ACTIVE = (P.SHADOW, P.CANARY, P.PAUSED)
-RESTING = (P.IDLE, P.SUCCEEDED, P.ROLLED_BACK, P.FAILED)
+RESTING = (P.IDLE, P.SUCCEEDED, P.ROLLED_BACK, P.FAILED, P.GUARDING)
 
 
 def _rows() -> list[Transition]:
@@ -93,6 +98,10 @@ def _rows() -> list[Transition]:
         Transition(P.PAUSED, E.RESUME_SHADOW, P.SHADOW, F.RESTART_STEP),
         Transition(P.PAUSED, E.PROMOTE, P.CANARY, F.NEXT_STEP),
         Transition(P.PROMOTING, E.PROMOTION_DONE, P.SUCCEEDED, F.RECORD_STABLE),
+        Transition(P.PROMOTING, E.PROMOTION_DONE_GUARDED, P.GUARDING, F.START_GUARD),
+        Transition(P.GUARDING, E.GUARD_BREACHED, P.RESTORING),
+        Transition(P.GUARDING, E.ABORT, P.RESTORING),  # a person switches back
+        Transition(P.RESTORING, E.RESTORED, P.ROLLED_BACK, F.RECORD_RESTORED),
         Transition(P.PROMOTING, E.TARGET_LOST, P.ROLLING_BACK),
         # the primary did not become available with the promoted template: a person decides
         Transition(P.PROMOTING, E.CANDIDATE_UNAVAILABLE, P.FAILED),
@@ -152,6 +161,8 @@ DESIRED: dict[Phase, Desired] = {
     P.ROLLING_BACK: Desired(False, False, False, False),
     P.ROLLED_BACK: Desired(False, False, False, False, terminal=True),
     P.FAILED: Desired(False, False, False, False, terminal=True),
+    P.GUARDING: Desired(False, False, False, False, terminal=True),
+    P.RESTORING: Desired(False, False, False, False),
     # deleted: the finalizer hands serving back to the user's Deployment; the planner waits
     P.TERMINATING: Desired(False, False, False, False, terminal=True),
 }

@@ -126,7 +126,10 @@ def record_metrics(record: Mapping[str, Any]) -> list[MetricPoint]:
 
 def outcome(record: Mapping[str, Any]) -> str | None:
     """``promoted``, ``rolled-back`` or ``failed`` when the record ends the candidate's
-    rollout, else None."""
+    rollout, else None. A guarded promotion ends it too; the guard's later records (phase
+    ``Guarding``) do not."""
+    if record.get("action") == "promotion-done-guarded":
+        return "promoted"
     return OUTCOMES.get(str(record.get("phase")))
 
 

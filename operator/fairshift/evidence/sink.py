@@ -9,7 +9,8 @@ delivers the queue in order:
 - the record's traffic shares and evidence as metrics at step ``seq`` and its decision and
   the audit chain's head as tags (``evidence.records``); every record but an analysis hold
   also as ``decisions/<seq>-<action>.json``, with the model card as it then stands;
-- when the record ends the rollout (Succeeded, RolledBack, Failed): the closing files
+- when the record ends the rollout (Succeeded or a guarded promotion, RolledBack, Failed): the
+  closing files
   (the card, the whole audit chain, the report), the run ended (FINISHED or FAILED),
   and the registered model version, if named, tagged with the outcome and the chain's head.
 

@@ -22,12 +22,19 @@ from fairshift.api.names import ACTION_ANNOTATION, primary_name, service_names
 from fairshift.api.spec import ModelRolloutSpec, SpecError, parse_spec
 from fairshift.api.status import ModelRolloutStatus
 from fairshift.engine.audit import GENESIS_HASH, chain_record
-from fairshift.executing.analysing import analyse
+from fairshift.executing.analysing import analyse, look
 from fairshift.executing.ports import Dependencies
 from fairshift.executing.writing import PERSON_PROBLEMS, NeedsPersonError, needs_person, perform
+from fairshift.planning import guard as planning_guard
 from fairshift.planning import planner
 from fairshift.planning.analysis import due_window
-from fairshift.planning.observation import ManualRequest, Observation, RouteState
+from fairshift.planning.observation import (
+    AnalysisResult,
+    GuardResult,
+    ManualRequest,
+    Observation,
+    RouteState,
+)
 from fairshift.planning.plan import KubeEvent, Plan
 from fairshift.planning.transitions import remember
 from fairshift.routing.base import Router, RouteTarget
@@ -128,8 +135,7 @@ class Reconciler:
             return Result(self.dump(stuck.status, rollout), stuck.events, stuck.next_check)
         unrecorded = self.unrecorded(rollout, status)
         recovered = planner.recover(spec, status, unrecorded, now, rollout.namespace, rollout.name)
-        window = due_window(spec, recovered.status, observed, now)
-        result = analyse(self.deps, spec, rollout.namespace, rollout.name, window)
+        result = self.analyse(spec, rollout, recovered.status, observed, now)
         plan = planner.plan(
             spec,
             recovered.status,
@@ -162,6 +168,24 @@ class Reconciler:
         """Audit records beyond what status knows: decided, then the tick died."""
         records = self.deps.audit.read_records(rollout.namespace, rollout.name)
         return [r for r in records if int(r.get("seq", 0)) > status.audit_seq]
+
+    def analyse(
+        self,
+        spec: ModelRolloutSpec,
+        rollout: Rollout,
+        status: ModelRolloutStatus,
+        observed: Observation,
+        now: datetime,
+    ) -> AnalysisResult | GuardResult | None:
+        """The analysis or guard look that is due now, if any."""
+        ns, name = rollout.namespace, rollout.name
+        window = due_window(spec, status, observed, now)
+        if window is not None:
+            return analyse(self.deps, spec, ns, name, window)
+        guard_window = planning_guard.guard_window(spec, status, now)
+        if guard_window is not None and status.guard is not None:
+            return look(self.deps, spec, ns, name, guard_window, status.guard.state)
+        return None
 
     # acting --------------------------------------------------------------------------------
 

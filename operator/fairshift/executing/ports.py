@@ -56,6 +56,8 @@ class Workloads(Protocol):
         self, namespace: str, target_name: str, template: Mapping[str, Any]
     ) -> bool: ...
 
+    def restore_last_good(self, namespace: str, target_name: str) -> bool: ...
+
 
 RouterFactory = Callable[[ModelRolloutSpec, str, str, Mapping[str, Any]], Router]
 MetricSourceFactory = Callable[[ModelRolloutSpec], MetricSource]

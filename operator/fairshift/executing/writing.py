@@ -19,6 +19,7 @@ from fairshift.planning.plan import (
     EnsureServices,
     LabelCandidate,
     PromoteTemplate,
+    RestoreLastGood,
     ScaleCandidate,
     SetTraffic,
     Write,
@@ -92,6 +93,8 @@ def dispatch(
         )
     elif isinstance(write, LabelCandidate):
         workloads.label_candidate(namespace, target)
+    elif isinstance(write, RestoreLastGood):
+        workloads.restore_last_good(namespace, target)
 
 
 def describe(write: Write) -> str:

@@ -33,7 +33,13 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fairshift.api.names import ROLE_LABEL, ServiceNames, primary_name, service_names
+from fairshift.api.names import (
+    LAST_GOOD_ANNOTATION,
+    ROLE_LABEL,
+    ServiceNames,
+    primary_name,
+    service_names,
+)
 from fairshift.k8s.errors import NotFound, Unsupported
 from fairshift.k8s.store import ObjectStore, read_modify_write, require_owned
 from fairshift.planning.observation import DeploymentState
@@ -123,6 +129,7 @@ def deployment_state(deployment: Mapping[str, Any]) -> DeploymentState:
     rolled_out = observed and updated >= replicas and current <= updated and available >= replicas
     template = spec.get("template") or {}
     selector = spec.get("selector", {}).get("matchLabels") or {}
+    kept = last_good_template(deployment)
     return DeploymentState(
         name=str(metadata.get("name", "")),
         revision=revision_of(template),
@@ -133,7 +140,17 @@ def deployment_state(deployment: Mapping[str, Any]) -> DeploymentState:
         available=rolled_out,
         template=copy.deepcopy(template),
         selector=dict(selector),
+        last_good_revision=None if kept is None else revision_of(kept),
     )
+
+
+def last_good_template(deployment: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The template a primary ran before its last promotion, if it kept one."""
+    raw = (deployment.get("metadata", {}).get("annotations") or {}).get(LAST_GOOD_ANNOTATION)
+    if not raw:
+        return None
+    kept = json.loads(raw)
+    return kept if isinstance(kept, dict) else None
 
 
 def merge_patch_between(old: Any, new: Any) -> Any:
@@ -205,7 +222,11 @@ class Workloads:
     def promote_template(
         self, namespace: str, target_name: str, template: Mapping[str, Any]
     ) -> bool:
-        """Make the primary run ``template`` (labelled as primary); True if it changed."""
+        """Make the primary run ``template`` (labelled as primary); True if it changed.
+
+        The template it ran until now is kept in the same write (``LAST_GOOD_ANNOTATION``),
+        so the guard can switch back to it.
+        """
         desired = with_role(template, PRIMARY_ROLE)
 
         def change(primary: dict[str, Any]) -> dict[str, Any] | None:
@@ -216,11 +237,43 @@ class Workloads:
                 and live_labels.get(ROLE_LABEL) == PRIMARY_ROLE
             ):
                 return None
-            return {"spec": {"template": merge_patch_between(live, desired)}}
+            kept = json.dumps(without_fairshift_metadata(live), sort_keys=True)
+            return {
+                "metadata": {"annotations": {LAST_GOOD_ANNOTATION: kept}},
+                "spec": {"template": merge_patch_between(live, desired)},
+            }
 
         return read_modify_write(
             self._objects, APPS, DEPLOYMENT, namespace, primary_name(target_name), change
         )
+
+    def restore_last_good(self, namespace: str, target_name: str) -> bool:
+        """Both Deployments back to the template the primary kept at its last promotion.
+
+        The primary runs it again and the user's Deployment holds it too (as ``kubectl
+        rollout undo`` would), so the restored revision is the stable one and no new rollout
+        starts. True if anything changed; raises ``NotFound`` when nothing was kept.
+        """
+        primary = self._require(namespace, primary_name(target_name))
+        kept = last_good_template(primary)
+        if kept is None:
+            raise NotFound(f"Deployment {primary_name(target_name)} keeps no earlier template")
+        as_primary = self._set_template(namespace, primary_name(target_name), kept, PRIMARY_ROLE)
+        as_target = self._set_template(namespace, target_name, kept, CANDIDATE_ROLE)
+        return as_primary or as_target
+
+    def _set_template(
+        self, namespace: str, name: str, template: Mapping[str, Any], role: str
+    ) -> bool:
+        desired = with_role(template, role)
+
+        def change(deployment: dict[str, Any]) -> dict[str, Any] | None:
+            live = deployment.get("spec", {}).get("template") or {}
+            if revision_of(live) == revision_of(desired):
+                return None
+            return {"spec": {"template": merge_patch_between(live, desired)}}
+
+        return read_modify_write(self._objects, APPS, DEPLOYMENT, namespace, name, change)
 
     def scale(self, namespace: str, deployment: str, replicas: int) -> bool:
         """Set a Deployment's ``spec.replicas``; True if it changed."""

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from fairshift.api.traffic import Weights
 from fairshift.engine.gates import Evaluation
+from fairshift.engine.guard import GuardLook
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class DeploymentState:
     available: bool  # rolled out: every desired replica updated and available, no old ones
     template: dict[str, Any]
     selector: dict[str, str]
+    last_good_revision: str | None = None  # a primary's kept template before its promotion
 
 
 @dataclass(frozen=True)
@@ -83,3 +85,23 @@ class AnalysisResult:
     evaluation: Evaluation | None = None
     error: str = ""
     error_kind: ErrorKind = "metrics"
+
+
+@dataclass(frozen=True)
+class GuardWindow:
+    """One guard look: the live model's traffic from ``start`` to ``end``, judged against
+    the stable model's evidence frozen from ``reference_start`` to ``reference_end``."""
+
+    start: datetime
+    end: datetime
+    reference_start: datetime
+    reference_end: datetime
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """The guard's answer for one look: the detectors' new state and grades, or an error."""
+
+    window: GuardWindow
+    look: GuardLook | None = None
+    error: str = ""

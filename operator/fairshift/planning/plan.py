@@ -69,8 +69,19 @@ class PromoteTemplate:
     template: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class RestoreLastGood:
+    """The primary and the user's Deployment run the template kept at the last promotion."""
+
+
 Write = (
-    EnsureServices | EnsurePrimary | LabelCandidate | SetTraffic | ScaleCandidate | PromoteTemplate
+    EnsureServices
+    | EnsurePrimary
+    | LabelCandidate
+    | SetTraffic
+    | ScaleCandidate
+    | PromoteTemplate
+    | RestoreLastGood
 )
 
 

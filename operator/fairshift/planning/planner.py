@@ -19,10 +19,10 @@ from typing import Any
 from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import ModelRolloutStatus, Phase
 from fairshift.api.traffic import ALL_TO_PRIMARY
-from fairshift.engine.machine import Event
+from fairshift.engine.machine import RESTING, Event
 from fairshift.planning import progress, triggers
 from fairshift.planning.draft import MESSAGE_LIMIT, Draft, with_condition
-from fairshift.planning.observation import AnalysisResult, Observation
+from fairshift.planning.observation import AnalysisResult, GuardResult, Observation
 from fairshift.planning.plan import EnsurePrimary, EnsureServices, KubeEvent, LabelCandidate, Plan
 from fairshift.planning.traffic import converge, route, scale_candidate
 from fairshift.planning.transitions import Happening, apply, replay
@@ -32,7 +32,6 @@ ACTIVE_CHECK = 5.0  # seconds between looks while something may move
 RESTING_CHECK = 10.0  # seconds between looks at a rollout waiting for a new revision
 INITIALIZING_CHECK = 5.0
 BLOCKED_CHECK = 30.0  # seconds between tries of a write that needs a person
-RESTING = (Phase.IDLE, Phase.SUCCEEDED, Phase.ROLLED_BACK, Phase.FAILED)
 
 
 @dataclass(frozen=True)
@@ -88,7 +87,7 @@ def plan(
     spec: ModelRolloutSpec,
     status: ModelRolloutStatus,
     observed: Observation,
-    analysis: AnalysisResult | None,
+    analysis: AnalysisResult | GuardResult | None,
     now: datetime,
     *,
     namespace: str,
@@ -114,7 +113,7 @@ def plan(
 
 
 def next_happening(
-    draft: Draft, observed: Observation, analysis: AnalysisResult | None
+    draft: Draft, observed: Observation, analysis: AnalysisResult | GuardResult | None
 ) -> Happening | None:
     """The one thing that happens next, in priority order."""
     for source in (triggers.manual, triggers.revision, triggers.spec_pause):

@@ -11,6 +11,7 @@ from fairshift.api.spec import Step
 from fairshift.api.status import Phase
 from fairshift.api.times import seconds_between
 from fairshift.engine.machine import Event
+from fairshift.planning import guard
 from fairshift.planning.analysis import (
     CANDIDATE_RECHECK,
     Readiness,
@@ -18,7 +19,7 @@ from fairshift.planning.analysis import (
     candidate_readiness,
 )
 from fairshift.planning.draft import Draft
-from fairshift.planning.observation import AnalysisResult, Observation
+from fairshift.planning.observation import AnalysisResult, GuardResult, Observation
 from fairshift.planning.plan import PromoteTemplate
 from fairshift.planning.traffic import scale_candidate, traffic_shown
 from fairshift.planning.transitions import Happening
@@ -27,8 +28,14 @@ SHADOW_BUDGET_FACTOR = 3
 
 
 def progress(
-    draft: Draft, observed: Observation, result: AnalysisResult | None
+    draft: Draft, observed: Observation, result: AnalysisResult | GuardResult | None
 ) -> Happening | None:
+    if draft.phase is Phase.GUARDING:
+        return guard.guarding(draft, observed, result if isinstance(result, GuardResult) else None)
+    if draft.phase is Phase.RESTORING:
+        return guard.restoring(draft, observed)
+    if not isinstance(result, AnalysisResult):
+        result = None
     if draft.phase is Phase.SHADOW:
         return shadow(draft, observed, result)
     if draft.phase is Phase.CANARY:
@@ -132,7 +139,7 @@ def promotion(draft: Draft, observed: Observation) -> Happening | None:
         return None
     scale_candidate(draft, observed, 0)
     draft.say("promoted: the primary runs the candidate and takes all traffic", "Promoted")
-    return Happening(Event.PROMOTION_DONE)
+    return Happening(Event.PROMOTION_DONE_GUARDED if draft.spec.guarded else Event.PROMOTION_DONE)
 
 
 def rollback(draft: Draft, observed: Observation) -> Happening | None:

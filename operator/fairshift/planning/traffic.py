@@ -84,7 +84,7 @@ def scale_candidate(draft: Draft, observed: Observation, replicas: int) -> None:
 def converge(draft: Draft, observed: Observation) -> None:
     """Make traffic and the candidate's replicas match the phase (idempotent)."""
     desired = DESIRED[draft.phase]
-    if draft.phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.INITIALIZING):
+    if draft.phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.RESTORING, Phase.INITIALIZING):
         return
     if observed.target is not None and desired.candidate_scaled:
         primary = observed.primary

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from fairshift.api.status import DecisionRecord, ModelRolloutStatus, Phase, Verdict
+from fairshift.api.status import DecisionRecord, GuardStatus, ModelRolloutStatus, Phase, Verdict
 from fairshift.api.times import format_time
 from fairshift.engine.machine import Effect, Event, accepts, transition
 from fairshift.planning.draft import MESSAGE_LIMIT, Draft
@@ -74,6 +75,24 @@ def apply_effect(draft: Draft, effect: Effect) -> None:
         draft.set(stable_revision=status.candidate_revision, candidate_revision=None)
     elif effect is Effect.FORGET_CANDIDATE:
         draft.set(candidate_revision=None, current_step=None)
+    elif effect is Effect.START_GUARD:
+        guard = start_guard(status, draft.now)
+        draft.set(stable_revision=status.candidate_revision, candidate_revision=None, guard=guard)
+    elif effect is Effect.RECORD_RESTORED:
+        draft.set(candidate_revision=None, current_step=None, guard=None)
+
+
+def start_guard(status: ModelRolloutStatus, now: datetime) -> GuardStatus:
+    """The guard at promotion: the last analysis window is the frozen reference."""
+    reference = status.analysis_started_at, status.last_analysis_at
+    known = reference[0] is not None and reference[1] is not None
+    return GuardStatus(
+        since=now,
+        looked_until=now,
+        reference_start=reference[0] if known else None,
+        reference_end=reference[1] if known else None,
+        attested_at=now,
+    )
 
 
 def restart_clocks(draft: Draft) -> None:
@@ -91,18 +110,23 @@ def restart_clocks(draft: Draft) -> None:
 def record_transition(draft: Draft, happening: Happening, source: Phase, target: Phase) -> None:
     event = happening.event
     cause = happening.cause or routine_cause(draft, event)
-    keeps_reason = event is Event.ROLLBACK_DONE and draft.status.reason
+    keeps_reason = event in (Event.ROLLBACK_DONE, Event.RESTORED) and draft.status.reason
     reason = happening.reason or keeps_reason or camel_case(event.value)
     draft.set(reason=reason)
     message = f"{source.value} -> {target.value} ({event.value}): {cause}"
     draft.event(event_kind(target), target.value, message)
-    record(draft, event.value, reason, message, happening.request)
+    record(draft, event.value, reason, message, request=happening.request)
 
 
 def record(
-    draft: Draft, action: str, reason: str, message: str, request: str | None = None
+    draft: Draft,
+    action: str,
+    reason: str,
+    message: str,
+    detail: Mapping[str, Any] | None = None,
+    request: str | None = None,
 ) -> None:
-    """An audit record of this moment: the action, why, and the state it leaves."""
+    """An audit record of this moment: the action, why, the state it leaves, and ``detail``."""
     status = draft.status
     payload: dict[str, Any] = {
         "time": format_time(draft.now),
@@ -118,6 +142,7 @@ def record(
         "verdict": status.verdict.value,
         "evidence": [e.model_dump(by_alias=True, mode="json") for e in status.evidence],
     }
+    payload.update(detail or {})
     if request is not None:
         payload["request"] = request
     draft.records.append(AuditEntry(payload))
@@ -136,6 +161,8 @@ def routine_cause(draft: Draft, event: Event) -> str:
         Event.STEP_DONE: f"step {step if step is not None else 0} of {steps} done",
         Event.STEPS_DONE: f"all {steps} steps done",
         Event.PROMOTION_DONE: "the primary runs the candidate and takes all traffic",
+        Event.PROMOTION_DONE_GUARDED: "the primary runs the candidate and takes all traffic; "
+        "the guard keeps judging it",
         Event.ROLLBACK_DONE: "all traffic on primary; the candidate is scaled down",
         Event.REVERTED: "the target went back to the stable revision",
     }

@@ -54,7 +54,7 @@ def revision(draft: Draft, observed: Observation) -> Happening | None:
     if active and target.revision == status.stable_revision:
         return Happening(Event.REVERTED)
     known = (status.stable_revision, status.candidate_revision)
-    if target.revision in known or phase in (Phase.PROMOTING, Phase.ROLLING_BACK):
+    if target.revision in known or phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.RESTORING):
         return None
     draft.set(candidate_revision=target.revision)
     shadow = draft.spec.strategy.shadow is not None

@@ -139,7 +139,16 @@ def step_weights(spec: Mapping[str, Any]) -> list[int]:
 
 def weight_at(step: int | None, phase: str, weights: Sequence[int]) -> int | None:
     """The canary weight of a decision taken at ``step`` in ``phase`` (None if unknown)."""
-    if phase in ("Idle", "Succeeded", "RolledBack", "Failed", "RollingBack", "Initializing"):
+    if phase in (
+        "Idle",
+        "Succeeded",
+        "Guarding",
+        "Restoring",
+        "RolledBack",
+        "Failed",
+        "RollingBack",
+        "Initializing",
+    ):
         return 0
     if step is None or not weights:
         return 0 if phase == "Shadow" else None
