@@ -32,8 +32,8 @@ def test_committed_crd_matches_rendering() -> None:
 
 def test_chart_crd_is_a_copy() -> None:
     chart_copy = ROOT / "charts" / "fairshift" / "crds" / "modelrollouts.yaml"
-    if chart_copy.exists():
-        assert chart_copy.read_text() == (ROOT / "crds" / "modelrollouts.yaml").read_text()
+    assert chart_copy.is_file(), "the chart has no CRD: run `make crds`"
+    assert chart_copy.read_text() == (ROOT / "crds" / "modelrollouts.yaml").read_text()
 
 
 def test_schema_is_structural() -> None:

@@ -298,16 +298,30 @@ def test_metric_ranges(groups: dict[SliceKey, BinaryCounts]) -> None:
         assert _in_unit_interval(value)
 
 
-@given(group_maps)
+# At least two groups, each with at least one positive decision: parity is always defined.
+comparable_groups = st.dictionaries(
+    st.sampled_from([F, M, X]),
+    st.builds(
+        counts,
+        tp=st.integers(0, 50),
+        fp=st.integers(0, 50),
+        fn=st.integers(0, 50),
+        tn=st.integers(0, 50),
+        unlabelled_selected=st.integers(1, 20),
+        unlabelled_rejected=st.integers(0, 20),
+    ),
+    min_size=2,
+)
+
+
+@given(comparable_groups)
 def test_parity_difference_is_zero_exactly_when_ratio_is_one(
     groups: dict[SliceKey, BinaryCounts],
 ) -> None:
     d = disparities(groups)
-    if d.demographic_parity_ratio is not None:
-        assert d.demographic_parity_difference is not None
-        assert (d.demographic_parity_difference == 0) == math.isclose(
-            d.demographic_parity_ratio, 1.0
-        )
+    assert d.demographic_parity_ratio is not None
+    assert d.demographic_parity_difference is not None
+    assert (d.demographic_parity_difference == 0) == math.isclose(d.demographic_parity_ratio, 1.0)
 
 
 SCORE_BOUNDS = (0.25, 0.5, 0.75, 1.0)  # midpoints 0.125, 0.375, 0.625, 0.875
