@@ -9,9 +9,16 @@ Each element of a readings answer is one raw series of one version at one instan
   the end than at the start, every series of that process counts only its end reading (what
   it counted since the restart; the stretch before the restart is dropped, which leaves rates
   unbiased, rather than guessed);
-* a series with no reading at the start appeared after it: it counts its end reading;
-* a series with no reading at the end (its pod is gone) counts nothing.
+* a series with no reading at the start appeared after it: it counts its end reading (a
+  counter starts from zero; "no reading" means no sample within Prometheus' lookback, five
+  minutes by default, before the start, so a scrape gap that long across the start would
+  make an old series look new);
+* a series with no reading at the end (its pod is gone) counts nothing, so a version's counts
+  can be lower at a later look than at an earlier one; a caller that reads increments between
+  looks (``start`` = the previous look) loses at most one interval of a departed pod.
 
+Two readings cannot see a restart after which every series of the process regrew past its
+start reading; its series then count ``end - start``: less than happened, never more.
 A count is never negative and never extrapolated. An unusable reading (NaN, infinite, not a
 number) makes its series' count unusable, which drops its cell downstream. The counts are then
 summed by each family's labels, as ``sum by (...)`` would, into an :class:`Answer`.
