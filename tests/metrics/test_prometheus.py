@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -174,6 +175,18 @@ class TestQueries:
         assert set(healthy.times) == {f"{END.timestamp():.3f}"}
         assert source.queries_last_collect == 7
         assert source.seconds_last_collect > 0
+
+    def test_each_versions_custom_gate_is_evaluated_at_the_end_of_its_span(
+        self, healthy: FakePrometheus
+    ) -> None:
+        reference_end = START - timedelta(days=1)
+        reference = replace(STABLE, start=reference_end - timedelta(hours=1), end=reference_end)
+        source_for(healthy).collect(analysis(healthy.address, ERROR_GATE), reference, CONTEXT)
+
+        custom = [
+            at for query, at in zip(healthy.queries, healthy.times, strict=True) if "http" in query
+        ]
+        assert custom == [f"{reference_end.timestamp():.3f}", f"{END.timestamp():.3f}"]
 
     def test_query_count_does_not_grow_with_slices(self, prometheus: FakePrometheus) -> None:
         many = ("sex", "age_band", "region", "income", "language")

@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from fairshift.api.durations import parse_duration
@@ -131,12 +132,12 @@ class _Run:
         self.queries = 0
         self.problems: list[str] = []
 
-    def ask(self, text: str) -> Any:
+    def ask(self, text: str, at: datetime) -> Any:
         self.queries += 1
-        return self.source.transport.instant(text, at=self.end.timestamp())
+        return self.source.transport.instant(text, at=at.timestamp())
 
     def vector(self, what: str, text: str) -> Answer:
-        answer = parse_answer(self.ask(text))
+        answer = parse_answer(self.ask(text, self.end))
         if answer.malformed:
             self.problems.append(f"{what}: malformed answer, treated as no data")
         elif answer.unusable_values:
@@ -165,7 +166,9 @@ class _Run:
         families = promql.convention_queries(self.attributes, readings).all()
         splits = [(family, self.readings(family)) for family in families]
         counts = {
-            version: replace(self.counts(version, splits), custom=self.custom(variables[version]))
+            version: replace(
+                self.counts(version, splits), custom=self.custom(version, variables[version])
+            )
             for version in self.contexts
         }
         seconds = self.source.clock() - started
@@ -238,21 +241,22 @@ class _Run:
             return latency.total
         return sum(c.predictions for c in cells.values()) + errors
 
-    def custom(self, variables: Mapping[str, str]) -> dict[str, float | None]:
+    def custom(self, version: Version, variables: Mapping[str, str]) -> dict[str, float | None]:
+        """Each custom gate's value for one version, evaluated at the end of its span."""
         return {
-            gate.name: self.custom_value(gate, variables)
+            gate.name: self.custom_value(gate, variables, self.contexts[version].end)
             for gate in self.analysis.gates
             if gate.query is not None
         }
 
-    def custom_value(self, gate: Gate, variables: Mapping[str, str]) -> float | None:
+    def custom_value(self, gate: Gate, variables: Mapping[str, str], at: datetime) -> float | None:
         """One custom gate's value for one version (its own query: it may answer a scalar)."""
         assert gate.query is not None
         try:
             text = promql.render_template(gate.query, variables)
         except promql.TemplateError as error:
             raise promql.TemplateError(f"gate {gate.name}: {error}") from None
-        value = single_value(self.ask(text))
+        value = single_value(self.ask(text, at))
         if value is None:
             self.problems.append(
                 f"gate {gate.name} ({variables['version']}): no single finite value, treated as"
