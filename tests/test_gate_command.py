@@ -213,3 +213,93 @@ class TestLostGroups:
         candidate = decisions(tmp_path / "c.csv", 40_000, 0.8, 2)
         assert gate(policy_with(tmp_path), stable, candidate) == 3
         assert "sex=X" in capsys.readouterr().out
+
+
+def population_and_stable(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """sex, label and a stable model's predictions (TPR 0.8, FPR 0.2 for everyone)."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["F", "M"], size=rows)
+    label = rng.integers(0, 2, size=rows)
+    prediction = np.where(label == 1, rng.random(rows) < 0.8, rng.random(rows) < 0.2)
+    return sex, label, prediction.astype(int)
+
+
+def write_rows(path: Path, columns: dict[str, np.ndarray]) -> Path:
+    names = list(columns)
+    lines = [",".join(names)] + [
+        ",".join(str(columns[n][i]) for n in names) for i in range(len(columns[names[0]]))
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def widen_womens_gap(sex: np.ndarray, label: np.ndarray, prediction: np.ndarray) -> np.ndarray:
+    """The candidate: the stable predictions with women's TPR cut by 7.4 points, exactly."""
+    selected_women = np.flatnonzero((sex == "F") & (label == 1) & (prediction == 1))
+    women_positives = int(np.sum((sex == "F") & (label == 1)))
+    flipped = prediction.copy()
+    flipped[selected_women[: round(0.074 * women_positives)]] = 0
+    return flipped
+
+
+class TestPaired:
+    def test_a_byte_identical_candidate_passes(
+        self, tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        stable = decisions(tmp_path / "s.csv", 1_500, 0.8, 1)  # too few to prove independently
+        candidate = tmp_path / "c.csv"
+        candidate.write_bytes(stable.read_bytes())
+        assert gate(policy, stable, candidate, "--format", "json") == 0
+        document = json.loads(capsys.readouterr().out)
+        assert document["test"].startswith("paired: both files decided the same 1500 rows")
+        assert all(g["outcome"] in ("pass", "skipped") for g in document["gates"])
+
+    def test_a_widened_tpr_gap_fails_paired_and_is_not_proven_independently(
+        self, tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        sex, label, before = population_and_stable(6_000, 3)
+        after = widen_womens_gap(sex, label, before)
+        stable = write_rows(tmp_path / "s.csv", {"sex": sex, "label": label, "prediction": before})
+        candidate = write_rows(
+            tmp_path / "c.csv", {"sex": sex, "label": label, "prediction": after}
+        )
+        assert gate(policy, stable, candidate, "--format", "json") == 1
+        paired = json.loads(capsys.readouterr().out)
+        assert paired["test"].startswith("paired")
+        failed = [g for g in paired["gates"] if g["outcome"] == "fail"]
+        assert [{g["slice"], g["reference"]} for g in failed] == [{"sex=F", "sex=M"}]
+        assert "discordant pairs" in failed[0]["reason"]
+        assert abs(failed[0]["estimate"]) == pytest.approx(0.074, abs=0.001)
+
+        shuffled = np.random.default_rng(4).permutation(len(sex))  # same rows, no pairing known
+        columns = {"sex": sex[shuffled], "label": label[shuffled], "prediction": after[shuffled]}
+        candidate = write_rows(tmp_path / "c.csv", columns)
+        assert gate(policy, stable, candidate, "--format", "json") == 3
+        assert json.loads(capsys.readouterr().out)["test"].startswith("independent samples")
+
+    def test_rows_are_matched_by_id_in_any_order(
+        self, tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        sex, label, before = population_and_stable(6_000, 3)
+        after = widen_womens_gap(sex, label, before)
+        ids = np.array([f"r{i}" for i in range(len(sex))])
+        order = np.random.default_rng(5).permutation(len(sex))
+        stable = write_rows(
+            tmp_path / "s.csv", {"id": ids, "sex": sex, "label": label, "prediction": before}
+        )
+        shuffled = {"id": ids, "sex": sex, "label": label, "prediction": after}
+        candidate = write_rows(tmp_path / "c.csv", {k: v[order] for k, v in shuffled.items()})
+        assert gate(policy, stable, candidate, "--format", "json") == 1
+        assert "matched by the id column" in json.loads(capsys.readouterr().out)["test"]
+
+    def test_one_id_with_two_different_rows_is_refused(
+        self, tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        stable = tmp_path / "s.csv"
+        stable.write_text("id,sex,label,prediction\na,F,1,1\nb,M,0,0\n")
+        candidate = tmp_path / "c.csv"
+        candidate.write_text("id,sex,label,prediction\nb,M,0,1\na,M,1,1\n")
+        assert gate(policy, stable, candidate) == 2
+        error = capsys.readouterr().err
+        assert "row id 'a' has different attributes or label in the two files" in error
+        assert "stable: sex=F, label 1; candidate: sex=M, label 1" in error

@@ -6,6 +6,11 @@ Benjamini-Hochberg across warnings) and exits 0 (pass), 1 (a critical gate faile
 proven: a warning, pending, or insufficient data) or 2 (invalid input, one line on stderr).
 Gates that need Prometheus (a PromQL ``query``) are reported as skipped.
 
+When both files decided the same rows (an ``id`` column naming the same rows, or the same
+length with the same attributes and labels row by row), relative gates on rates and on the
+gaps built on them are tested paired, with a variance from the discordant pairs
+(``fairshift.engine.paired``); the report says which test was used.
+
 Nothing passes by omission: an explicit reference group on an attribute that is not sliced, or
 absent from both files, is invalid input (the rule ``measure`` applies); a group the stable
 file has and the candidate file lacks is a failing ``(groups)`` row (not proven below
@@ -16,6 +21,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,23 +66,41 @@ def load_analysis(path: Path) -> Analysis:
     return spec.analysis
 
 
-def run_gate(args: argparse.Namespace) -> tuple[Analysis, Evaluation, list[GateEvidence]]:
+@dataclass(frozen=True)
+class GateResult:
+    """What ``gate`` found: the rows to show and which test compared the two files."""
+
+    rows: list[GateEvidence]
+    test: str
+
+
+def run_gate(args: argparse.Namespace) -> GateResult:
     """The evaluation of the offline gates and the rows to show (raises on invalid input)."""
     from fairshift.engine.gates import evaluate
-    from fairshift.metrics.csvfile import read_counts
+    from fairshift.engine.paired import paired_measurement
+    from fairshift.metrics.csvfile import pair_rows, read_counts
 
     analysis = load_analysis(args.policy)
     attributes = analysis.slices.attributes
-    stable = read_counts(args.stable, attributes).counts
-    candidate = read_counts(args.candidate, attributes).counts
+    stable_file = read_counts(args.stable, attributes)
+    candidate_file = read_counts(args.candidate, attributes)
+    stable, candidate = stable_file.counts, candidate_file.counts
     try:
         check_reference(analysis.slices, stable, candidate)
     except ValueError as error:
         raise PolicyError(f"{args.policy}: {error}") from None
+    paired, test = pair_rows(stable_file.decisions, candidate_file.decisions)
     offline = [g for g in analysis.gates if g.query is None]
-    evaluation = evaluate(analysis, stable, candidate, single_look=True, gates=offline)
+    evaluation = evaluate(
+        analysis,
+        stable,
+        candidate,
+        single_look=True,
+        gates=offline,
+        refine=None if paired is None else partial(paired_measurement, rows=paired),
+    )
     found = lost_groups(analysis.slices, stable, candidate) + rows(analysis, evaluation)
-    return analysis, evaluation, found
+    return GateResult(found, test)
 
 
 def check_reference(slices: Slices, stable: VersionCounts, candidate: VersionCounts) -> None:
@@ -178,16 +203,21 @@ class GateReport(Model):
 
     verdict: str
     exit_code: int
+    test: str
     gates: list[GateEvidence]
 
 
-def print_json(found: list[GateEvidence], code: ExitCode) -> None:
-    report = GateReport(verdict=VERDICTS[code], exit_code=int(code), gates=found)
+def print_json(result: GateResult, code: ExitCode) -> None:
+    report = GateReport(
+        verdict=VERDICTS[code], exit_code=int(code), test=result.test, gates=result.rows
+    )
     sys.stdout.write(report.model_dump_json(indent=2, by_alias=True) + "\n")
 
 
-def print_table(found: list[GateEvidence], code: ExitCode) -> None:
-    table = Table(title=f"fairshift gate: {VERDICTS[code]}", title_justify="left")
+def print_table(result: GateResult, code: ExitCode) -> None:
+    found = result.rows
+    title = f"fairshift gate: {VERDICTS[code]} ({result.test})"
+    table = Table(title=title, title_justify="left")
     for name in (
         "gate",
         "slice",
@@ -239,10 +269,10 @@ def run(args: argparse.Namespace) -> int:
     from fairshift.metrics.csvfile import DataFileError
 
     try:
-        _, _, found = run_gate(args)
+        result = run_gate(args)
     except (PolicyError, DataFileError) as error:
         print(f"fairshift gate: error: {error}", file=sys.stderr)
         return ExitCode.USAGE
-    code = exit_code(found)
-    (print_json if args.format == "json" else print_table)(found, code)
+    code = exit_code(result.rows)
+    (print_json if args.format == "json" else print_table)(result, code)
     return code

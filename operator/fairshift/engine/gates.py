@@ -9,7 +9,7 @@ warning cells are flagged by Benjamini-Hochberg (e-BH on anytime e-values when s
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from fairshift.api.spec import Analysis, Gate
@@ -305,14 +305,21 @@ def evaluate(
     *,
     single_look: bool = False,
     gates: Sequence[Gate] | None = None,
+    refine: Callable[[Measurement], Measurement] | None = None,
 ) -> Evaluation:
-    """Measure and judge every gate on every slice."""
+    """Measure and judge every gate on every slice.
+
+    ``refine`` may replace a measurement before inference (the offline gate's paired tests,
+    when both files decided the same rows).
+    """
     chosen = tuple(gates if gates is not None else analysis.gates)
     s_like, c_like = comparable(stable, candidate)
     groups = (population(s_like, analysis.slices), population(c_like, analysis.slices))
     measurements = [
         m for gate in chosen for m in guarded_measure(gate, analysis, s_like, c_like, groups)
     ]
+    if refine is not None:
+        measurements = [refine(m) for m in measurements]
     critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
     cells = [
         infer(

@@ -24,7 +24,15 @@ import numpy as np
 import numpy.typing as npt
 from fairshift_instrument.convention import LATENCY_BUCKETS, SCORE_BUCKETS
 
-from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts, slice_key
+from fairshift.engine.counts import (
+    BinaryCounts,
+    Histogram,
+    SliceKey,
+    VersionCounts,
+    slice_key,
+    slice_name,
+)
+from fairshift.engine.paired import PairedRows
 
 SCORE_BOUNDS: tuple[float, ...] = SCORE_BUCKETS
 """Twenty equal score buckets on [0, 1] (upper bounds 0.05 ... 1.0), as the convention's."""
@@ -64,6 +72,56 @@ class Decisions:
 
     def __len__(self) -> int:
         return len(self.codes)
+
+
+def pair_rows(stable: Decisions, candidate: Decisions) -> tuple[PairedRows | None, str]:
+    """The rows both files decided, matched by ``id`` or by position, and how they were matched.
+
+    Files pair when both have an ``id`` column naming the same rows, or when neither has one
+    and they have the same length with the same attributes and labels row by row. Otherwise
+    the comparison is between independent samples (None, and the reason). Two files whose ids
+    match but whose attributes or labels differ for a row are refused (DataFileError).
+    """
+    if (stable.ids is None) != (candidate.ids is None):
+        return None, "independent samples: only one file has an id column"
+    if len(stable) != len(candidate):
+        return None, "independent samples: the files have different numbers of rows"
+    s_rows, c_rows = np.arange(len(stable)), np.arange(len(candidate))
+    how = "row position"
+    if stable.ids is not None and candidate.ids is not None:
+        s_rows, c_rows = np.argsort(stable.ids), np.argsort(candidate.ids)
+        if not np.array_equal(stable.ids[s_rows], candidate.ids[c_rows]):
+            return None, "independent samples: the id columns name different rows"
+        how = "the id column"
+    cells = list(dict.fromkeys((*stable.cells, *candidate.cells)))
+    joint = {key: i for i, key in enumerate(cells)}
+    s_codes = np.array([joint[k] for k in stable.cells], dtype=np.intp)[stable.codes][s_rows]
+    c_codes = np.array([joint[k] for k in candidate.cells], dtype=np.intp)[candidate.codes][c_rows]
+    s_label, c_label = stable.label[s_rows], candidate.label[c_rows]
+    differ = np.flatnonzero((s_codes != c_codes) | ~_same(s_label, c_label))
+    if differ.size and stable.ids is not None:
+        row = s_rows[differ[0]]
+        raise DataFileError(
+            f"row id {stable.ids[row]!r} has different attributes or label in the two files"
+            f" (stable: {slice_name(cells[s_codes[differ[0]]])}, label {_text(s_label[differ[0]])};"
+            f" candidate: {slice_name(cells[c_codes[differ[0]]])},"
+            f" label {_text(c_label[differ[0]])})"
+        )
+    if differ.size:
+        return None, "independent samples: the rows differ in their attributes or labels"
+    rows = PairedRows(
+        cells, s_codes, s_label, stable.prediction[s_rows], candidate.prediction[c_rows]
+    )
+    return rows, f"paired: both files decided the same {len(stable)} rows (matched by {how})"
+
+
+def _same(first: FloatArray, second: FloatArray) -> npt.NDArray[np.bool_]:
+    same: npt.NDArray[np.bool_] = (first == second) | (np.isnan(first) & np.isnan(second))
+    return same
+
+
+def _text(label: float) -> str:
+    return "unknown" if math.isnan(label) else f"{label:g}"
 
 
 @dataclass(frozen=True, eq=False)
