@@ -12,15 +12,16 @@ from typing import Any
 import pytest
 from rich.console import Console, RenderableType
 
-from fairshift.api.status import Phase
+from fairshift.api.status import ModelRolloutStatus, Phase
 from fairshift.commands import actions, views
-from fairshift.commands.actions import ACTION_ANNOTATION, allowed, new_request, refusal
+from fairshift.commands.actions import ACTION_ANNOTATION, new_request, refusal
 from fairshift.commands.audit import chain_problems
 from fairshift.commands.exitcodes import ExitCode
 from fairshift.engine.audit import chain_record
 from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY
 from fairshift.k8s.cli_access import AuditTrail, context_namespace
 from fairshift.k8s.errors import Conflict, Forbidden, KubeError
+from fairshift.planning.actions import allowed
 from tests.commands.conftest import Runner, build_parser
 from tests.commands.fixtures import (
     NAME,
@@ -186,11 +187,11 @@ def test_history_table_has_a_row_per_record_linked_by_short_hashes() -> None:
 def test_actions_follow_the_operators_transition_table(
     action: str, phase: Phase, expected: bool
 ) -> None:
-    assert allowed(action, phase) is expected
+    assert allowed(action, ModelRolloutStatus(phase=phase)) is expected
 
 
 def test_a_refusal_says_what_is_possible_instead() -> None:
-    message = refusal("resume", Phase.CANARY, NAME)
+    message = refusal("resume", ModelRolloutStatus(phase=Phase.CANARY), NAME)
     assert message.startswith("cannot resume credit-scorer while it is Canary; possible now:")
     assert "pause" in message and "promote --full" in message and "abort" in message
     assert "resume" not in message.split("possible now:")[1]
@@ -214,7 +215,7 @@ class TestActionCommands:
         self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
     ) -> None:
         version = stored(cluster)["metadata"]["resourceVersion"]
-        code = run("promote", NAME, make_id=lambda: "a" * 32, clock=lambda: NOW)
+        code = run("promote", NAME, make_id=lambda: "a" * 32, clock=lambda: NOW, who=lambda: "")
         assert code == ExitCode.OK
         written = cluster.writes_of(KIND, "patch")[-1].body
         assert written["metadata"]["resourceVersion"] == version
@@ -547,3 +548,19 @@ def test_status_shows_a_request_the_operator_has_not_handled() -> None:
     )
     obj["status"]["handledAction"] = "b" * 32
     assert "not handled" not in text(views.render_status(obj, NOW))
+
+
+def test_status_shows_the_guard_and_a_kill() -> None:
+    from fairshift.commands.views import render_status
+
+    status = {
+        **status_fixture(),
+        "phase": "Killed",
+        "guard": {"health": "Breached", "looks": 12, "breaches": 1, "message": "guard breached"},
+        "killed": {"by": "alice", "reason": "complaints", "at": "2026-11-22T11:58:00Z"},
+    }
+    console = Console(record=True, width=160)
+    console.print(render_status(rollout(status), NOW))
+    shown = console.export_text()
+    assert "guard Breached" in shown and "12 looks" in shown and "1 breaches" in shown
+    assert "killed 2m ago by alice: complaints" in shown

@@ -83,6 +83,15 @@ RollingBack   rollback-done             RolledBack   none
 Guarding      guard-breached            Restoring    none
 Guarding      abort                     Restoring    none
 Restoring     restored                  RolledBack   record-restored
+
+Idle          kill                      Killed       none
+Succeeded     kill                      Killed       none
+RolledBack    kill                      Killed       none
+Failed        kill                      Killed       none
+Guarding      kill                      Killed       none
+Killed        revive                    Idle         none
+Killed        revive-guarded            Guarding     resume-guard
+Guarding      acknowledge               Guarding     clear-escalation
 """
 
 
@@ -144,27 +153,35 @@ def test_every_phase_is_reachable_and_has_a_desired_state() -> None:
 
 
 # What each phase wants of the world, written out by hand: route canary traffic, mirror,
-# run the candidate, analyse, terminal.
+# run the candidate, analyse, terminal, keep the primary serving.
 DESIRED_BY_HAND = {
-    Phase.INITIALIZING: (False, False, False, False, False),
-    Phase.IDLE: (False, False, False, False, True),
-    Phase.SHADOW: (False, True, True, True, False),
-    Phase.CANARY: (True, False, True, True, False),
-    Phase.PAUSED: (True, True, True, False, False),
-    Phase.PROMOTING: (False, False, True, False, False),
-    Phase.SUCCEEDED: (False, False, False, False, True),
-    Phase.ROLLING_BACK: (False, False, False, False, False),
-    Phase.ROLLED_BACK: (False, False, False, False, True),
-    Phase.FAILED: (False, False, False, False, True),
-    Phase.GUARDING: (False, False, False, False, True),  # promoted; the guard keeps judging
-    Phase.RESTORING: (False, False, False, False, False),
-    Phase.TERMINATING: (False, False, False, False, True),  # serving handed back to the user
+    Phase.INITIALIZING: (False, False, False, False, False, True),
+    Phase.IDLE: (False, False, False, False, True, True),
+    Phase.SHADOW: (False, True, True, True, False, True),
+    Phase.CANARY: (True, False, True, True, False, True),
+    Phase.PAUSED: (True, True, True, False, False, True),
+    Phase.PROMOTING: (False, False, True, False, False, True),
+    Phase.SUCCEEDED: (False, False, False, False, True, True),
+    Phase.ROLLING_BACK: (False, False, False, False, False, True),
+    Phase.ROLLED_BACK: (False, False, False, False, True, True),
+    Phase.FAILED: (False, False, False, False, True, True),
+    Phase.GUARDING: (False, False, False, False, True, True),  # promoted; the guard keeps judging
+    Phase.RESTORING: (False, False, False, False, False, True),
+    Phase.KILLED: (False, False, False, False, True, False),  # out of the path until revived
+    Phase.TERMINATING: (False, False, False, False, True, True),  # serving handed back to the user
 }
 
 
 def test_each_phase_wants_what_the_design_says() -> None:
     actual = {
-        phase: (d.route_canary, d.mirror, d.candidate_scaled, d.analyse, d.terminal)
+        phase: (
+            d.route_canary,
+            d.mirror,
+            d.candidate_scaled,
+            d.analyse,
+            d.terminal,
+            d.primary_serving,
+        )
         for phase, d in DESIRED.items()
     }
     assert actual == DESIRED_BY_HAND

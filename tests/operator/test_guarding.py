@@ -91,3 +91,45 @@ def test_a_new_revision_while_guarding_starts_a_rollout() -> None:
 def test_guarding_can_be_turned_off() -> None:
     world = promoted(guard={"enabled": False})
     assert world.status["phase"] == "Succeeded" and "guard" not in world.status
+
+
+def test_the_kill_switch_takes_the_model_out_until_revived() -> None:
+    world = promoted()
+    world.act("kill", "k1", by="alice", reason="complaints from applicants")
+    world.until_phase("Killed", limit=5)
+    world.tick()
+    assert world.deployment(f"{TARGET}-primary")["spec"]["replicas"] == 0
+    killed = [r for r in world.audit.read_records(NS, NAME) if r["action"] == "kill"]
+    assert killed and killed[0]["requestedBy"] == "alice"
+    assert killed[0]["requestReason"] == "complaints from applicants"
+    world.tick(5)  # a kill holds: nothing scales the model back by itself
+    assert world.deployment(f"{TARGET}-primary")["spec"]["replicas"] == 0
+    world.act("revive", "r1", by="alice", reason="fixed upstream")
+    world.until_phase("Guarding", limit=5)
+    world.until(lambda w: "killed" not in w.status, limit=5)
+    assert world.deployment(f"{TARGET}-primary")["spec"]["replicas"] == 2
+    assert world.audit_ok()
+
+
+def test_a_kill_without_a_reason_is_refused() -> None:
+    world = promoted()
+    world.act("kill", "k1")
+    world.tick()
+    assert world.status["phase"] == "Guarding"
+    assert any(r == "ActionRefused" and "reason" in m for _, r, m in world.events)
+
+
+def test_an_escalated_breach_holds_the_next_rollout_until_acknowledged() -> None:
+    world = promoted(guard={"onBreach": "escalate"})
+    world.metrics.candidate_tpr = {("F", "old"): 0.5}
+    world.until(lambda w: "guard-escalated" in actions(w), limit=20)
+    assert world.status["phase"] == "Guarding"  # it keeps serving
+    world.metrics.candidate_tpr = {}
+    world.new_revision("model:v3")
+    world.tick(3)
+    assert world.status["phase"] == "Guarding"
+    assert world.status["reason"] == "AwaitingAcknowledgement"
+    world.act("ack", "a1", by="bob", reason="reviewed: a data pipeline fault, fixed")
+    world.until_phase("Canary", limit=5)
+    acked = [r for r in world.audit.read_records(NS, NAME) if r["action"] == "acknowledge"]
+    assert acked and acked[0]["requestedBy"] == "bob"

@@ -178,8 +178,9 @@ class World:
     def until_phase(self, *phases: str, limit: int = 100) -> None:
         self.until(lambda w: w.status.get("phase") in phases, limit)
 
-    def act(self, action: str, request_id: str) -> None:
-        self.annotations[ACTION_ANNOTATION] = json.dumps({"action": action, "id": request_id})
+    def act(self, action: str, request_id: str, **person: str) -> None:
+        body = {"action": action, "id": request_id, **person}
+        self.annotations[ACTION_ANNOTATION] = json.dumps(body)
 
     def new_revision(self, image: str = "model:v2") -> None:
         self.workloads.set_image(NS, TARGET, image)

@@ -540,7 +540,7 @@ class Notification(Model):
         return self
 
 
-BreachResponse = Literal["alert", "rollback"]
+BreachResponse = Literal["alert", "rollback", "escalate"]
 
 
 class GuardGate(Model):
@@ -558,7 +558,8 @@ class Guard(Model):
     stable model's evidence frozen at promotion. ``falseAlarmDays``: at most one false breach
     per this many days per model on average; ``warningDays`` the same for warnings. A breach
     of a critical gate switches back to the last known good revision unless ``onBreach`` (or
-    the gate's own entry in ``gates``) says ``alert``; a warning gate only alerts.
+    the gate's own entry in ``gates``) says ``alert`` or ``escalate`` (keep serving, hold the
+    next rollout until a person acknowledges); a warning gate only alerts.
     """
 
     model_config = ConfigDict(

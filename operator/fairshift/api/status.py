@@ -30,6 +30,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
     GUARDING = "Guarding"  # promoted; the live model is still judged by the rollout's gates
     RESTORING = "Restoring"  # a guard breach: switching back to the last known good revision
+    KILLED = "Killed"  # a person took the model out of the path; only revive undoes it
     TERMINATING = "Terminating"  # deleted: handing traffic and serving back to the target
 
 
@@ -78,6 +79,27 @@ class GuardCell(Model):
     reason: str = ""
 
 
+class PersonsAct(Model):
+    """Who asked for a kill or acknowledged a breach, why, and when."""
+
+    by: str = ""
+    reason: str = ""
+    at: Timestamp | None = None
+
+
+class Kill(PersonsAct):
+    """A kill in force: the primary's replicas before it, to serve again on revive."""
+
+    replicas: int = 1
+
+
+class Escalation(Model):
+    """A breach whose response is ``escalate``: the next rollout waits for a person."""
+
+    message: str
+    at: Timestamp | None = None
+
+
 class GuardStatus(Model):
     """The continuous guard's memory: it survives a restart of the operator."""
 
@@ -94,6 +116,7 @@ class GuardStatus(Model):
     state: dict[str, dict[str, float]] = Field(default_factory=dict)
     worst: list[GuardCell] = Field(default_factory=list)
     message: str = ""
+    escalation: Escalation | None = None
 
 
 class GateEvidence(Model):
@@ -174,3 +197,4 @@ class ModelRolloutStatus(Model):
     audit_head: str | None = None
     audit_seq: int = 0
     guard: GuardStatus | None = None
+    killed: Kill | None = None

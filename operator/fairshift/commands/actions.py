@@ -13,6 +13,7 @@ own transition table, and a new request while an earlier one is still unhandled 
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import time
 import uuid
@@ -24,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 
 from fairshift.api.names import ACTION_ANNOTATION
-from fairshift.api.status import Phase
+from fairshift.api.status import ModelRolloutStatus
+from fairshift.api.times import format_time
 from fairshift.commands.exitcodes import ExitCode
 from fairshift.commands.invocation import (
     CommandError,
@@ -38,29 +40,23 @@ from fairshift.commands.views import (
     pending_request,
     step_text,
 )
-from fairshift.engine.machine import Event, accepts
 from fairshift.k8s.errors import Conflict
+from fairshift.planning.actions import NEEDS_REASON, allowed, possible
 
 if TYPE_CHECKING:
     from fairshift.k8s.cli_access import RolloutAccess
 
 ATTEMPTS = 5
 
-# Each action and the machine events it may become (resume re-enters shadow or canary).
-ACTION_EVENTS: Mapping[str, tuple[Event, ...]] = {
-    "promote": (Event.PROMOTE,),
-    "promote-full": (Event.PROMOTE_FULL,),
-    "pause": (Event.HALT,),
-    "resume": (Event.RESUME, Event.RESUME_SHADOW),
-    "abort": (Event.ABORT,),
-    "retry": (Event.RETRY,),
-}
 HELP = {
     "promote": "skip the current step or pause (--full: all remaining steps and analysis)",
     "pause": "hold the rollout where it is",
     "resume": "continue a paused rollout",
-    "abort": "roll back now",
+    "abort": "roll back now (while guarding: switch back to the last known good revision)",
     "retry": "start the same candidate again after a rollback or failure",
+    "kill": "take the model out of the path at once (its primary scaled to zero); --reason",
+    "revive": "serve again after a kill",
+    "ack": "acknowledge an escalated guard breach, so the next rollout may start; --reason",
 }
 
 
@@ -71,50 +67,51 @@ class ActionRequest:
     action: str
     id: str
     requested_at: str
+    by: str = ""
+    reason: str = ""
 
     def annotation_value(self) -> str:
         body = {"action": self.action, "id": self.id, "requestedAt": self.requested_at}
+        body.update({k: v for k, v in (("by", self.by), ("reason", self.reason)) if v})
         return json.dumps(body, separators=(",", ":"))
 
 
-def new_request(action: str, now: datetime, make_id: Callable[[], str]) -> ActionRequest:
+def new_request(
+    action: str, now: datetime, make_id: Callable[[], str], by: str = "", reason: str = ""
+) -> ActionRequest:
     """A request with a fresh id and an RFC 3339 UTC time (seconds, ``Z``)."""
-    stamp = now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return ActionRequest(action, make_id(), stamp)
+    return ActionRequest(action, make_id(), format_time(now), by, reason)
 
 
 def uuid_hex() -> str:
     return uuid.uuid4().hex
 
 
-def allowed(action: str, phase: Phase) -> bool:
-    """Whether ``phase`` accepts ``action`` (by the operator's transition table)."""
-    return any(accepts(phase, event) for event in ACTION_EVENTS[action])
+def local_user() -> str:
+    """Who asks: the local user name (the API server's audit log has the Kubernetes user)."""
+    return getpass.getuser()
 
 
-def possible_actions(phase: Phase) -> list[str]:
-    return [action for action in ACTION_EVENTS if allowed(action, phase)]
-
-
-def refusal(action: str, phase: Phase, name: str) -> str:
+def refusal(action: str, status: ModelRolloutStatus, name: str) -> str:
     """Why ``action`` is refused now, and what is possible instead."""
-    possible = ", ".join(a.replace("-full", " --full") for a in possible_actions(phase))
+    possible_now = ", ".join(a.replace("-full", " --full") for a in possible(status))
     verb = action.replace("-full", " --full")
-    return f"cannot {verb} {name} while it is {phase.value}; possible now: {possible or 'nothing'}"
+    phase = status.phase.value
+    return f"cannot {verb} {name} while it is {phase}; possible now: {possible_now or 'nothing'}"
 
 
-def current_phase(obj: Mapping[str, Any]) -> Phase:
+def current_status(obj: Mapping[str, Any]) -> ModelRolloutStatus:
     try:
-        return parse_status(obj).phase
+        return parse_status(obj)
     except StatusError as error:
         raise CommandError(f"cannot read the status: {error}", ExitCode.NOT_ALLOWED) from None
 
 
 def check_request(obj: Mapping[str, Any], action: str, name: str, force: bool) -> None:
     """Raise ``CommandError`` (``NOT_ALLOWED``) when the action must not be requested now."""
-    phase = current_phase(obj)
-    if not allowed(action, phase):
-        raise CommandError(refusal(action, phase, name), ExitCode.NOT_ALLOWED)
+    status = current_status(obj)
+    if not allowed(action, status):
+        raise CommandError(refusal(action, status, name), ExitCode.NOT_ALLOWED)
     pending = pending_request(obj)
     if pending is not None and not force:
         raise CommandError(
@@ -178,7 +175,10 @@ def run_action(
     args: argparse.Namespace, access: RolloutAccess, namespace: str, out: Console
 ) -> int:
     action = "promote-full" if getattr(args, "full", False) else args.action
-    request = new_request(action, args.clock(), args.make_id)
+    reason = str(getattr(args, "reason", "") or "")
+    if action in NEEDS_REASON and not reason:
+        raise CommandError(f"{action} needs --reason: the audit trail says why", ExitCode.USAGE)
+    request = new_request(action, args.clock(), args.make_id, args.who(), reason)
     send_request(access, namespace, args.name, request, args.force)
     out.print(f"requested {action} of {namespace}/{args.name} (id {request.id})")
     if not args.wait:
@@ -198,13 +198,15 @@ def run_action(
 
 
 def register(subparsers: Any) -> None:
-    for action in ("promote", "pause", "resume", "abort", "retry"):
+    for action in HELP:
         parser = subparsers.add_parser(action, help=HELP[action], description=__doc__)
         parser.add_argument("name", help="ModelRollout name")
         if action == "promote":
             parser.add_argument(
                 "--full", action="store_true", help="skip all remaining steps and analysis"
             )
+        if action in NEEDS_REASON:
+            parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
         add_action_options(parser)
         parser.set_defaults(action=action, handler=cluster_handler(action, run_action))
 
@@ -217,6 +219,7 @@ def add_action_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(
         clock=lambda: datetime.now(UTC),
         make_id=uuid_hex,
+        who=local_user,
         sleep=time.sleep,
         monotonic=time.monotonic,
     )

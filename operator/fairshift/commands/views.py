@@ -21,6 +21,7 @@ from fairshift.api.status import (
     Condition,
     DecisionRecord,
     GateEvidence,
+    GuardStatus,
     ModelRolloutStatus,
     Phase,
 )
@@ -202,6 +203,15 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> Tree:
     tree.add(Text.from_markup(revisions_line(status)))
     tree.add(Text.from_markup(progress_line(status, now)))
     tree.add(Text.from_markup(analysis_line(status, now)))
+    if status.guard is not None:
+        tree.add(Text.from_markup(guard_line(status.guard, now)))
+    if status.killed is not None:
+        killed = status.killed
+        tree.add(
+            Text.from_markup(
+                f"[red]killed[/] {age(killed.at, now)} ago by {killed.by or '?'}: {killed.reason}"
+            )
+        )
     pending = pending_request(obj)
     if pending is not None:
         tree.add(Text.from_markup(pending_line(pending, now)))
@@ -229,6 +239,21 @@ def progress_line(status: ModelRolloutStatus, now: datetime) -> str:
         f"{step}  canary [bold]{status.canary_weight}%[/]  "
         f"mirror [bold]{status.mirror_percent}%[/]{paused}"
     )
+
+
+HEALTH_STYLE = {"Healthy": "green", "Warning": "yellow", "Breached": "red", "Degraded": "yellow"}
+
+
+def guard_line(guard: GuardStatus, now: datetime) -> str:
+    """The guard at a glance: health, looks, breaches, the latest look and what it said."""
+    health = styled(guard.health.value, HEALTH_STYLE)
+    parts = [f"guard {health}", f"{guard.looks} looks", f"{guard.breaches} breaches"]
+    if guard.looked_until is not None:
+        parts.append(f"last look up to {age(guard.looked_until, now)} ago")
+    if guard.escalation is not None:
+        parts.append("[red]escalated: awaits kubectl fairshift ack[/]")
+    line = "  ".join(parts)
+    return f"{line}\n[dim]{guard.message}[/]" if guard.message else line
 
 
 def analysis_line(status: ModelRolloutStatus, now: datetime) -> str:

@@ -36,6 +36,10 @@ class Event(StrEnum):
     PROMOTION_DONE_GUARDED = "promotion-done-guarded"  # the same, and the guard takes over
     GUARD_BREACHED = "guard-breached"  # a guarded gate breached, its response is rollback
     RESTORED = "restored"  # both Deployments run the last known good template again
+    KILL = "kill"  # manual: take the model out of the path at once
+    REVIVE = "revive"  # manual: serve again after a kill
+    REVIVE_GUARDED = "revive-guarded"  # the same, and the guard looks again
+    ACKNOWLEDGE = "acknowledge"  # manual: a person has reviewed an escalated breach
     ROLLBACK_DONE = "rollback-done"  # traffic is on primary and the candidate is scaled down
     CANDIDATE_UNAVAILABLE = "candidate-unavailable"  # not available within progressDeadline
     TARGET_LOST = "target-lost"  # the target Deployment was deleted or broken mid-rollout
@@ -54,6 +58,8 @@ class Effect(StrEnum):
     FORGET_CANDIDATE = "forget-candidate"  # target reverted: nothing to roll out
     START_GUARD = "start-guard"  # record the stable revision and start guarding it
     RECORD_RESTORED = "record-restored"  # the last known good revision is stable again
+    RESUME_GUARD = "resume-guard"  # the guard's next look starts now
+    CLEAR_ESCALATION = "clear-escalation"  # the escalated breach is acknowledged
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,7 @@ RESTING = (P.IDLE, P.SUCCEEDED, P.ROLLED_BACK, P.FAILED, P.GUARDING)
 def _rows() -> list[Transition]:
     rows = [Transition(P.INITIALIZING, E.INITIALIZED, P.IDLE)]
     for phase in RESTING:
+        rows.append(Transition(phase, E.KILL, P.KILLED))
         rows.append(Transition(phase, E.NEW_REVISION, P.CANARY, F.START))
         rows.append(Transition(phase, E.NEW_REVISION_WITH_SHADOW, P.SHADOW, F.START))
     for phase in ACTIVE:
@@ -102,6 +109,9 @@ def _rows() -> list[Transition]:
         Transition(P.GUARDING, E.GUARD_BREACHED, P.RESTORING),
         Transition(P.GUARDING, E.ABORT, P.RESTORING),  # a person switches back
         Transition(P.RESTORING, E.RESTORED, P.ROLLED_BACK, F.RECORD_RESTORED),
+        Transition(P.GUARDING, E.ACKNOWLEDGE, P.GUARDING, F.CLEAR_ESCALATION),
+        Transition(P.KILLED, E.REVIVE, P.IDLE),
+        Transition(P.KILLED, E.REVIVE_GUARDED, P.GUARDING, F.RESUME_GUARD),
         Transition(P.PROMOTING, E.TARGET_LOST, P.ROLLING_BACK),
         # the primary did not become available with the promoted template: a person decides
         Transition(P.PROMOTING, E.CANDIDATE_UNAVAILABLE, P.FAILED),
@@ -148,6 +158,7 @@ class Desired:
     candidate_scaled: bool  # should the candidate Deployment run
     analyse: bool  # run analysis ticks
     terminal: bool = False
+    primary_serving: bool = True  # False only after a kill: the model is out of the path
 
 
 DESIRED: dict[Phase, Desired] = {
@@ -163,6 +174,7 @@ DESIRED: dict[Phase, Desired] = {
     P.FAILED: Desired(False, False, False, False, terminal=True),
     P.GUARDING: Desired(False, False, False, False, terminal=True),
     P.RESTORING: Desired(False, False, False, False),
+    P.KILLED: Desired(False, False, False, False, terminal=True, primary_serving=False),
     # deleted: the finalizer hands serving back to the user's Deployment; the planner waits
     P.TERMINATING: Desired(False, False, False, False, terminal=True),
 }

@@ -109,7 +109,12 @@ def manual_request(annotations: Mapping[str, str]) -> ManualRequest | None:
         return None
     try:
         body = json.loads(raw)
-        return ManualRequest(action=str(body["action"]), id=str(body["id"]))
+        return ManualRequest(
+            action=str(body["action"]),
+            id=str(body["id"]),
+            by=str(body.get("by") or "")[:256],
+            reason=str(body.get("reason") or "")[:1024],
+        )
     except (ValueError, KeyError, TypeError):
         return ManualRequest(action="", id="", malformed=True)
 

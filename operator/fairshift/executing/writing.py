@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fairshift.api.names import primary_name
 from fairshift.api.spec import ModelRolloutSpec
 from fairshift.executing.ports import Workloads
 from fairshift.k8s.errors import Forbidden, Invalid, NotOwned, UnknownKind, Unsupported
@@ -21,6 +22,7 @@ from fairshift.planning.plan import (
     PromoteTemplate,
     RestoreLastGood,
     ScaleCandidate,
+    ScalePrimary,
     SetTraffic,
     Write,
 )
@@ -77,6 +79,8 @@ def dispatch(
         router.set_weights(write.weights)
     elif isinstance(write, ScaleCandidate):
         workloads.scale(namespace, target, write.replicas)
+    elif isinstance(write, ScalePrimary):
+        workloads.scale(namespace, primary_name(target), write.replicas)
     elif isinstance(write, PromoteTemplate):
         workloads.promote_template(namespace, target, write.template)
     elif isinstance(write, EnsurePrimary):

@@ -1,15 +1,14 @@
 """Manual actions: the words a person uses, and the machine events they become.
 
 One home for the vocabulary that the kubectl plugin writes and the planner reads: the CLI
-refuses what the rollout's phase does not accept by the same function the planner uses.
+refuses what the rollout's state does not accept by the same function the planner uses.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
 
-from fairshift.api.status import Phase
+from fairshift.api.status import ModelRolloutStatus, Phase
 from fairshift.engine.machine import Event, accepts
 
 
@@ -20,16 +19,22 @@ class ManualAction(StrEnum):
     RESUME = "resume"
     ABORT = "abort"
     RETRY = "retry"
+    KILL = "kill"
+    REVIVE = "revive"
+    ACK = "ack"
 
 
-# Each action and the machine events it may become (resume re-enters shadow or canary).
-ACTION_EVENTS: Mapping[ManualAction, tuple[Event, ...]] = {
-    ManualAction.PROMOTE: (Event.PROMOTE,),
-    ManualAction.PROMOTE_FULL: (Event.PROMOTE_FULL,),
-    ManualAction.PAUSE: (Event.HALT,),
-    ManualAction.RESUME: (Event.RESUME, Event.RESUME_SHADOW, Event.PROMOTE),
-    ManualAction.ABORT: (Event.ABORT,),
-    ManualAction.RETRY: (Event.RETRY,),
+NEEDS_REASON = (ManualAction.KILL, ManualAction.ACK)
+"""Actions the audit trail must explain: who asked and why are recorded with them."""
+
+SIMPLE: dict[ManualAction, Event] = {
+    ManualAction.PROMOTE: Event.PROMOTE,
+    ManualAction.PROMOTE_FULL: Event.PROMOTE_FULL,
+    ManualAction.PAUSE: Event.HALT,
+    ManualAction.ABORT: Event.ABORT,
+    ManualAction.RETRY: Event.RETRY,
+    ManualAction.KILL: Event.KILL,
+    ManualAction.ACK: Event.ACKNOWLEDGE,
 }
 
 
@@ -38,26 +43,35 @@ def resume_event(current_step: int | None) -> Event:
     return Event.RESUME_SHADOW if current_step is None else Event.RESUME
 
 
-def action_event(
-    action: str, phase: Phase, paused_reason: str | None, current_step: int | None
-) -> Event | None:
+def action_event(action: str, status: ModelRolloutStatus) -> Event | None:
     """The event ``action`` becomes in this state, or None when it means nothing here.
 
     ``resume`` at a manual gate (a ``pause: {}`` step) continues to the next step, as
-    ``promote`` does; elsewhere it returns to the paused step or to shadow.
+    ``promote`` does; elsewhere it returns to the paused step or to shadow. ``revive``
+    returns to guarding when the model was guarded. ``ack`` means something only while an
+    escalated breach waits.
     """
     try:
         manual = ManualAction(action)
     except ValueError:
         return None
     if manual is ManualAction.RESUME:
-        if phase is Phase.PAUSED and paused_reason == "step":
+        if status.phase is Phase.PAUSED and status.paused_reason == "step":
             return Event.PROMOTE
-        return resume_event(current_step)
-    return ACTION_EVENTS[manual][0]
+        return resume_event(status.current_step)
+    if manual is ManualAction.REVIVE:
+        return Event.REVIVE_GUARDED if status.guard is not None else Event.REVIVE
+    if manual is ManualAction.ACK and (status.guard is None or status.guard.escalation is None):
+        return None
+    return SIMPLE[manual]
 
 
-def allowed(action: str, phase: Phase, paused_reason: str | None, current_step: int | None) -> bool:
+def allowed(action: str, status: ModelRolloutStatus) -> bool:
     """Whether the rollout in this state accepts ``action`` now."""
-    event = action_event(action, phase, paused_reason, current_step)
-    return event is not None and accepts(phase, event)
+    event = action_event(action, status)
+    return event is not None and accepts(status.phase, event)
+
+
+def possible(status: ModelRolloutStatus) -> list[ManualAction]:
+    """The actions a person can ask for now."""
+    return [a for a in ManualAction if allowed(a, status)]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fairshift.api.spec import ModelRolloutSpec
-from fairshift.api.status import GuardCell, Health, ModelRolloutStatus, Phase
+from fairshift.api.status import Escalation, GuardCell, Health, ModelRolloutStatus, Phase
 from fairshift.api.times import format_time, seconds_between
 from fairshift.engine.counts import slice_name
 from fairshift.engine.guard import CellHealth, Grade, GuardLook
@@ -132,7 +132,8 @@ def breached(draft: Draft, observed: Observation, look: GuardLook) -> Happening 
     assert draft.spec.analysis is not None and draft.status.guard is not None
     gates = {g.name: g for g in draft.spec.analysis.gates}
     cells = [c for c in look.cells if c.grade is Grade.BREACHED]
-    rollback = any(draft.spec.guard.response(gates[c.gate]) == "rollback" for c in cells)
+    responses = {draft.spec.guard.response(gates[c.gate]) for c in cells}
+    rollback = "rollback" in responses
     message = f"guard breached: {describe(cells[0])}"
     set_guard(draft, breaches=draft.status.guard.breaches + 1, state={}, message=message)
     kept = observed.primary.last_good_revision if observed.primary is not None else None
@@ -140,6 +141,14 @@ def breached(draft: Draft, observed: Observation, look: GuardLook) -> Happening 
         return Happening(Event.GUARD_BREACHED, message, "GuardBreached")
     if rollback:
         message += "; no earlier revision is kept to switch back to, so this only alerts"
+    if "escalate" in responses:
+        set_guard(draft, escalation=Escalation(message=message, at=draft.now))
+        message += (
+            f"; the next rollout waits until a person runs kubectl fairshift ack {draft.name}"
+        )
+        draft.event("Warning", "GuardEscalated", message)
+        record(draft, "guard-escalated", "GuardEscalated", message, guard_detail(draft))
+        return None
     draft.event("Warning", "GuardBreached", message)
     record(draft, "guard-alert", "GuardBreached", message, guard_detail(draft))
     return None

@@ -49,6 +49,8 @@ class ManualRequest:
     action: str
     id: str
     malformed: bool = False
+    by: str = ""  # who asked (the CLI writes the Kubernetes user or the local user)
+    reason: str = ""  # why, recorded in the audit trail
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,13 @@ class ScaleCandidate:
 
 
 @dataclass(frozen=True)
+class ScalePrimary:
+    """The primary Deployment runs ``replicas`` pods (0 only for a kill)."""
+
+    replicas: int
+
+
+@dataclass(frozen=True)
 class PromoteTemplate:
     """The primary Deployment runs ``template`` (the candidate's)."""
 
@@ -80,6 +87,7 @@ Write = (
     | LabelCandidate
     | SetTraffic
     | ScaleCandidate
+    | ScalePrimary
     | PromoteTemplate
     | RestoreLastGood
 )

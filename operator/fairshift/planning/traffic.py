@@ -12,7 +12,7 @@ from fairshift.api.traffic import Weights
 from fairshift.engine.machine import DESIRED
 from fairshift.planning.draft import Draft
 from fairshift.planning.observation import Observation
-from fairshift.planning.plan import ScaleCandidate, SetTraffic
+from fairshift.planning.plan import ScaleCandidate, ScalePrimary, SetTraffic
 
 ROUTE_RECHECK = 3.0
 
@@ -86,13 +86,30 @@ def converge(draft: Draft, observed: Observation) -> None:
     desired = DESIRED[draft.phase]
     if draft.phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.RESTORING, Phase.INITIALIZING):
         return
+    serve_or_kill(draft, observed)
     if observed.target is not None and desired.candidate_scaled:
         primary = observed.primary
         scale_candidate(draft, observed, max(primary.replicas if primary else 1, 1))
-    route(draft, observed, desired_weights(draft))
+    if desired.primary_serving:  # a killed model is out of the path: no route to keep
+        route(draft, observed, desired_weights(draft))
     if observed.target is not None and not desired.candidate_scaled:
         scale_candidate(draft, observed, 0)
     show_conditions(draft)
+
+
+def serve_or_kill(draft: Draft, observed: Observation) -> None:
+    """The primary at zero while killed; after a revive, back to its replicas before."""
+    primary, killed = observed.primary, draft.status.killed
+    if primary is None:
+        return
+    if not DESIRED[draft.phase].primary_serving:
+        if primary.replicas != 0:
+            draft.write(ScalePrimary(0))
+    elif killed is not None:
+        if primary.replicas != killed.replicas:
+            draft.write(ScalePrimary(killed.replicas))
+        elif primary.available:
+            draft.set(killed=None)
 
 
 def show_conditions(draft: Draft) -> None:

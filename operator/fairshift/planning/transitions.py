@@ -34,6 +34,7 @@ class Happening:
     cause: str | None = None
     reason: str | None = None
     request: str | None = None
+    detail: Mapping[str, Any] | None = None  # recorded with it (e.g. who asked and why)
 
 
 def event_kind(target: Phase) -> EventKind:
@@ -80,6 +81,10 @@ def apply_effect(draft: Draft, effect: Effect) -> None:
         draft.set(stable_revision=status.candidate_revision, candidate_revision=None, guard=guard)
     elif effect is Effect.RECORD_RESTORED:
         draft.set(candidate_revision=None, current_step=None, guard=None)
+    elif effect is Effect.RESUME_GUARD and status.guard is not None:
+        draft.set(guard=status.guard.model_copy(update={"looked_until": draft.now}))
+    elif effect is Effect.CLEAR_ESCALATION and status.guard is not None:
+        draft.set(guard=status.guard.model_copy(update={"escalation": None}))
 
 
 def start_guard(status: ModelRolloutStatus, now: datetime) -> GuardStatus:
@@ -115,7 +120,7 @@ def record_transition(draft: Draft, happening: Happening, source: Phase, target:
     draft.set(reason=reason)
     message = f"{source.value} -> {target.value} ({event.value}): {cause}"
     draft.event(event_kind(target), target.value, message)
-    record(draft, event.value, reason, message, request=happening.request)
+    record(draft, event.value, reason, message, happening.detail, happening.request)
 
 
 def record(

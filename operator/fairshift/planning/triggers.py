@@ -7,9 +7,9 @@ Each source looks at the draft and the observation and returns a ``Happening`` o
 from __future__ import annotations
 
 from fairshift.api.names import ACTION_ANNOTATION
-from fairshift.api.status import Phase
+from fairshift.api.status import Kill, Phase
 from fairshift.engine.machine import Event, accepts
-from fairshift.planning.actions import action_event, resume_event
+from fairshift.planning.actions import NEEDS_REASON, action_event, resume_event
 from fairshift.planning.draft import Draft
 from fairshift.planning.observation import Observation
 from fairshift.planning.transitions import Happening
@@ -29,7 +29,7 @@ def manual(draft: Draft, observed: Observation) -> Happening | None:
         return None
     draft.set(handled_action=request.id)
     status = draft.status
-    event = action_event(request.action, status.phase, status.paused_reason, status.current_step)
+    event = action_event(request.action, status)
     if event is None or not accepts(status.phase, event):
         draft.event(
             "Warning",
@@ -37,9 +37,28 @@ def manual(draft: Draft, observed: Observation) -> Happening | None:
             f"{request.action} is not possible while {status.phase.value}",
         )
         return None
+    if request.action in NEEDS_REASON and not request.reason:
+        draft.event("Warning", "ActionRefused", f"{request.action} needs a reason")
+        return None
     draft.set(paused_reason="manual" if event is Event.HALT else None)
-    draft.event("Normal", "ManualAction", f"{request.action} requested")
-    return Happening(event, f"{request.action} requested", "ManualAction", request.id)
+    if event is Event.KILL:
+        replicas = observed.primary.replicas if observed.primary is not None else 1
+        draft.set(
+            killed=Kill(
+                by=request.by, reason=request.reason, at=draft.now, replicas=max(replicas, 1)
+            )
+        )
+    who = f" by {request.by}" if request.by else ""
+    why = f": {request.reason}" if request.reason else ""
+    draft.event("Normal", "ManualAction", f"{request.action} requested{who}{why}")
+    person = {"requestedBy": request.by, "requestReason": request.reason}
+    return Happening(
+        event,
+        f"{request.action} requested{who}{why}",
+        "ManualAction",
+        request.id,
+        person if (request.by or request.reason) else None,
+    )
 
 
 def revision(draft: Draft, observed: Observation) -> Happening | None:
@@ -56,6 +75,8 @@ def revision(draft: Draft, observed: Observation) -> Happening | None:
     known = (status.stable_revision, status.candidate_revision)
     if target.revision in known or phase in (Phase.PROMOTING, Phase.ROLLING_BACK, Phase.RESTORING):
         return None
+    if awaiting_person(draft, target.revision):
+        return None
     draft.set(candidate_revision=target.revision)
     shadow = draft.spec.strategy.shadow is not None
     return Happening(Event.NEW_REVISION_WITH_SHADOW if shadow else Event.NEW_REVISION)
@@ -71,3 +92,16 @@ def spec_pause(draft: Draft, _observed: Observation) -> Happening | None:
     if unpaused and draft.status.paused_reason == "spec":
         return Happening(resume_event(draft.status.current_step))
     return None
+
+
+def awaiting_person(draft: Draft, revision: str) -> bool:
+    """An escalated guard breach holds every new rollout until a person acknowledges it."""
+    guard = draft.status.guard
+    if draft.phase is not Phase.GUARDING or guard is None or guard.escalation is None:
+        return False
+    draft.say(
+        f"revision {revision} waits: a guard breach was escalated and awaits a person "
+        f"(kubectl fairshift ack {draft.name} --reason ...): {guard.escalation.message}",
+        "AwaitingAcknowledgement",
+    )
+    return True
