@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fairshift.engine.counts import SliceKey
-from fairshift.engine.harm import FixedLook, Measurement, is_relative
+from fairshift.engine.measures.base import FixedLook, Measurement, is_relative
 
 PAIRED_RATES = {"selection_rate": "selection", "tpr": "tpr", "fpr": "fpr", "accuracy": "accuracy"}
 """Relative rate gates tested paired, and the rate (with its rows) each one changes."""
