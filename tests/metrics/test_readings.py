@@ -49,7 +49,7 @@ class TestSeriesCount:
 class TestProcesses:
     def test_a_process_is_its_labels_besides_the_conventions_and_the_slices(self) -> None:
         labels = {**POD_A, "sex": "F", "decision": "1", "le": "0.5", "__name__": "x"}
-        assert process_of(labels, SLICES) == (("namespace", "lending"), ("pod", "a"))
+        assert process_of(labels, SLICES) == {("namespace", "lending"), ("pod", "a")}
 
     def test_a_series_that_went_down_restarts_its_process_only(self) -> None:
         readings = [

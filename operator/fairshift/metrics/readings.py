@@ -48,8 +48,8 @@ CONVENTION_LABELS = frozenset(
 )
 """Labels that tell series of one process apart (with the slice attributes)."""
 
-SeriesKey = tuple[tuple[str, str], ...]
-"""A series' labels without the reading markers, sorted."""
+SeriesKey = frozenset[tuple[str, str]]
+"""A series' labels without the reading markers."""
 
 
 @dataclass
@@ -69,9 +69,11 @@ class VersionReadings:
     series: dict[SeriesKey, SeriesReadings] = field(default_factory=dict)
 
     def add(self, labels: Labels, instant: str, value: float | None) -> None:
-        kept = {k: v for k, v in labels.items() if k not in (READING_VERSION, READING_INSTANT)}
-        key = tuple(sorted(kept.items()))
-        readings = self.series.setdefault(key, SeriesReadings(kept))
+        kept = dict(labels)
+        del kept[READING_VERSION], kept[READING_INSTANT]
+        readings = self.series.get(key := frozenset(kept.items()))
+        if readings is None:
+            readings = self.series[key] = SeriesReadings(kept)
         if value is None:
             readings.unusable = True
         elif instant == "start":
@@ -105,7 +107,7 @@ def split_by_version(answer: Answer) -> Split:
 def process_of(labels: Labels, slices: Iterable[str]) -> SeriesKey:
     """The labels a process' series share: everything but the convention's and the slices'."""
     excluded = CONVENTION_LABELS | set(slices)
-    return tuple(sorted((k, v) for k, v in labels.items() if k not in excluded))
+    return frozenset((k, v) for k, v in labels.items() if k not in excluded)
 
 
 def decreased(readings: SeriesReadings) -> bool:
@@ -135,7 +137,9 @@ def series_counts(
 ) -> list[Sample]:
     """One sample per series with its count (None when unusable)."""
     return [
-        Sample(r.labels, series_count(r, process_of(r.labels, slices) in restarted))
+        Sample(
+            r.labels, series_count(r, bool(restarted) and process_of(r.labels, slices) in restarted)
+        )
         for r in readings.values()
     ]
 
@@ -145,12 +149,17 @@ def summed_by(samples: Iterable[Sample], by: Sequence[str]) -> Answer:
 
     Labels missing from a sample are left out of its group, as Prometheus does.
     """
-    sums: dict[SeriesKey, float | None] = {}
+    sums: dict[tuple[str | None, ...], float | None] = {}
     for sample in samples:
-        key = tuple((name, sample.labels[name]) for name in by if sample.labels.get(name))
+        key = tuple(map(sample.labels.get, by))
         total = sums.get(key, 0.0)
         sums[key] = None if total is None or sample.value is None else total + sample.value
-    return Answer(tuple(Sample(dict(key), value) for key, value in sums.items()))
+    return Answer(
+        tuple(
+            Sample({name: v for name, v in zip(by, key, strict=True) if v}, value)
+            for key, value in sums.items()
+        )
+    )
 
 
 def counts_answer(
