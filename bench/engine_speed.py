@@ -15,7 +15,7 @@ from itertools import product
 
 import numpy as np
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
 from fairshift.engine.decision import StepClock, decide
 from fairshift.engine.gates import evaluate

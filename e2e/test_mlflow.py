@@ -31,7 +31,7 @@ import pytest
 from tests.evidence.rollout_records import rollout_records
 
 from e2e.helpers import free_port, wait_for
-from fairshift.api.spec import Notification
+from fairshift.api.notifications import Notification
 from fairshift.engine.audit import verify_chain
 from fairshift.evidence.closing import EvidenceFiles
 from fairshift.evidence.sink import MlflowSink

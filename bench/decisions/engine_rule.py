@@ -25,7 +25,7 @@ from bench.decisions.world import (
     MINIMUM_SECONDS,
     SCORE_BOUNDS,
 )
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.api.status import Outcome
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
 from fairshift.engine.decision import Action, StepClock, decide

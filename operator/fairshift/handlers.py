@@ -21,8 +21,9 @@ from typing import Any
 import kopf
 
 from fairshift.api import GROUP, PLURAL, VERSION
+from fairshift.api.analysis import Prometheus
 from fairshift.api.names import ACTION_ANNOTATION
-from fairshift.api.spec import ModelRolloutSpec, Prometheus
+from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import Phase
 from fairshift.evidence.closing import EvidenceFiles
 from fairshift.evidence.sink import MlflowSink

@@ -12,8 +12,8 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fairshift.api.analysis import Analysis, Gate
 from fairshift.api.catalog import METRICS, MetricFamily
-from fairshift.api.spec import Analysis, Gate
 from fairshift.api.status import Outcome
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
 from fairshift.engine.gates import evaluate, evidence

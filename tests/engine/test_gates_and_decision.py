@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.api.status import Outcome, Verdict
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
 from fairshift.engine.decision import Action, StepClock, decide

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fairshift.api.spec import Gate, Slices
+from fairshift.api.analysis import Gate, Slices
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
 from fairshift.engine.guard import (
     Grade,

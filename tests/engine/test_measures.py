@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fairshift.api.analysis import Analysis, Gate, Slices
 from fairshift.api.catalog import METRICS, MetricFamily
-from fairshift.api.spec import Analysis, Gate, Slices
 from fairshift.api.status import Outcome
 from fairshift.engine import distributions
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from fairshift.api.spec import Notification
+from fairshift.api.notifications import Notification
 from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import Credentials
 from tests.evidence.fake_tracking import FakeTracking

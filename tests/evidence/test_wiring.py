@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fairshift.api.spec import Notification
+from fairshift.api.notifications import Notification
 from fairshift.engine.audit import verify_chain
 from fairshift.evidence.closing import RECORDS_ARTIFACT, REPORT_ARTIFACT, EvidenceFiles
 from fairshift.evidence.tracking import Credentials, secret_credentials

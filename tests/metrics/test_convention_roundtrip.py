@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_fake import Series, SeriesPrometheus
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import Histogram, VersionCounts
 from fairshift.metrics.csvfile import read_counts
 from fairshift.metrics.prometheus import PrometheusSource

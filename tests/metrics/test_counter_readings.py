@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_fake import Series, SeriesPrometheus, counter
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.metrics.prometheus import PrometheusSource
 from fairshift.metrics.source import QueryContext, Version, VersionPair

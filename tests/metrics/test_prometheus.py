@@ -12,7 +12,7 @@ import pytest
 from fairshift_instrument.convention import LATENCY_BUCKETS, SCORE_BUCKETS
 from prometheus_fake import EMPTY, FakePrometheus, Reply, failure, scalar, vector
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, Histogram, slice_key
 from fairshift.metrics.prometheus import PrometheusSource, PrometheusSources
 from fairshift.metrics.source import InvalidQueryError, MetricsError, QueryContext

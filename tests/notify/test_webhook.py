@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from fairshift.api.spec import Notification
+from fairshift.api.notifications import Notification
 from fairshift.notify.messages import (
     DecisionEvent,
     generic_payload,

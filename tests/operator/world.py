@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from fairshift.api.analysis import Analysis
 from fairshift.api.names import ACTION_ANNOTATION
-from fairshift.api.spec import Analysis, ModelRolloutSpec
+from fairshift.api.spec import ModelRolloutSpec
 from fairshift.engine.audit import verify_chain
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.executing.executor import Reconciler, Result, Rollout, route_target

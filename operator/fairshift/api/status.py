@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fairshift.api.spec import Model
+from fairshift.api.schema import Model
 from fairshift.api.times import Timestamp
 
 

@@ -30,7 +30,9 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from fairshift.api.spec import Analysis, Model, Slices, SpecError, parse_spec
+from fairshift.api.analysis import Analysis, Slices
+from fairshift.api.schema import Model
+from fairshift.api.spec import SpecError, parse_spec
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.commands.exitcodes import ExitCode
 

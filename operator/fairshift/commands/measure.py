@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from fairshift.api.spec import Slices
+from fairshift.api.analysis import Slices
 from fairshift.commands.exitcodes import ExitCode
 from fairshift.engine.slices import ReferencePolicy
 from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_counts

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from fairshift.api.spec import Slices
+from fairshift.api.analysis import Slices
 from fairshift.engine import sequential
 from fairshift.engine.counts import BinaryCounts, SliceKey, VersionCounts
 from fairshift.engine.rates import Proportion

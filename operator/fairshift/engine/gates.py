@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from fairshift.api.spec import Analysis, Gate
+from fairshift.api.analysis import Analysis, Gate
 from fairshift.api.status import GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
 from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_ratios

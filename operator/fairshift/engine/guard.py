@@ -48,7 +48,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import logsumexp
 
-from fairshift.api.spec import Gate, Slices
+from fairshift.api.analysis import Gate, Slices
 from fairshift.engine.counts import SliceKey, VersionCounts, slice_name
 from fairshift.engine.gates import sufficient
 from fairshift.engine.harm import Measurement, Population, measure_gate, population

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from fairshift.api.analysis import Gate, Slices
 from fairshift.api.catalog import MetricFamily, metric_info
-from fairshift.api.spec import Gate, Slices
 from fairshift.engine.counts import VersionCounts
 from fairshift.engine.measures.base import (
     Measurement,

@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from fairshift.api.spec import MLflow, Notification
+from fairshift.api.notifications import MLflow, Notification
 from fairshift.evidence.records import (
     AUDIT_HEAD_TAG,
     OUTCOME_TAG,

@@ -11,7 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from fairshift.api.spec import ModelRolloutSpec, Notification
+from fairshift.api.notifications import Notification
+from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import GateEvidence
 from fairshift.metrics.source import MetricSource
 from fairshift.planning.observation import DeploymentState

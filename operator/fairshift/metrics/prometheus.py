@@ -25,8 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from fairshift.api.analysis import Analysis, Gate, Prometheus
 from fairshift.api.durations import parse_duration
-from fairshift.api.spec import Analysis, Gate, Prometheus
 from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts
 from fairshift.metrics import promql
 from fairshift.metrics.answers import Answer, parse_answer, single_value

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from fairshift.api.spec import Notification
+from fairshift.api.notifications import Notification
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 
 import requests
 
-from fairshift.api.spec import Notification, Webhook
+from fairshift.api.notifications import Notification, Webhook
 from fairshift.notify.messages import DecisionEvent, Payload, payload_for, should_notify
 
 log = logging.getLogger(__name__)

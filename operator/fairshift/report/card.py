@@ -16,7 +16,8 @@ from datetime import datetime
 from html import escape
 from typing import Any
 
-from fairshift.api.spec import Gate, ModelRolloutSpec, SpecError, parse_spec
+from fairshift.api.analysis import Gate
+from fairshift.api.spec import ModelRolloutSpec, SpecError, parse_spec
 from fairshift.api.status import GateEvidence
 from fairshift.report.page import STYLE
 from fairshift.report.timeline import ReportInputError, parse_evidence

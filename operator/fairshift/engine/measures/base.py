@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, Protocol
 
-from fairshift.api.spec import Gate, Slices
+from fairshift.api.analysis import Gate, Slices
 from fairshift.engine.counts import OVERALL, BinaryCounts, Histogram, SliceKey, VersionCounts
 from fairshift.engine.rates import Proportion
 from fairshift.engine.slices import Grouping, ReferencePolicy, aggregate, groupings

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from fairshift.api.spec import Gate
+from fairshift.api.analysis import Gate
 from fairshift.engine import distributions, fairness
 from fairshift.engine.counts import Histogram
 from fairshift.engine.measures.base import (

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from fairshift.api.spec import Gate
+from fairshift.api.analysis import Gate
 from fairshift.engine import distributions
 from fairshift.engine.counts import Histogram, SliceKey
 from fairshift.engine.measures.base import INF, Measurement, Versions, margin_scale

@@ -14,7 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from fairshift.api.spec import Gate
+from fairshift.api.analysis import Gate
 from fairshift.engine import intervals
 from fairshift.engine.counts import BinaryCounts, SliceKey
 from fairshift.engine.measures.base import (

@@ -7,8 +7,8 @@ plus the margin.
 
 from __future__ import annotations
 
+from fairshift.api.analysis import Gate
 from fairshift.api.catalog import latency_quantile
-from fairshift.api.spec import Gate
 from fairshift.engine import distributions
 from fairshift.engine.counts import OVERALL
 from fairshift.engine.measures.base import INF, FixedLook, Measurement, Versions

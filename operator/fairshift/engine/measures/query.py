@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fairshift.api.spec import Gate
+from fairshift.api.analysis import Gate
 from fairshift.engine.counts import OVERALL
 from fairshift.engine.measures.base import INF, Measurement, Versions, absolute_region
 

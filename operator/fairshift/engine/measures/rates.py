@@ -6,7 +6,7 @@ or against stable (candidate minus stable, Newcombe on a single look).
 
 from __future__ import annotations
 
-from fairshift.api.spec import Gate
+from fairshift.api.analysis import Gate
 from fairshift.engine.counts import OVERALL, BinaryCounts, SliceKey
 from fairshift.engine.measures.base import (
     FixedLook,
