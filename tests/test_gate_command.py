@@ -303,3 +303,44 @@ class TestPaired:
         error = capsys.readouterr().err
         assert "row id 'a' has different attributes or label in the two files" in error
         assert "stable: sex=F, label 1; candidate: sex=M, label 1" in error
+
+
+def selection_rows(path: Path, groups: list[tuple[str, int, int]]) -> Path:
+    """Rows of ``(sex, decisions, selected)`` blocks, in the order given."""
+    lines = ["sex,prediction"]
+    for sex, rows, selected in groups:
+        lines += [f"{sex},{int(i < selected)}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_every_failing_cell_says_why_and_its_bounds_show_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    document = yaml.safe_load(yaml.safe_dump(POLICY))
+    document["spec"]["analysis"]["gates"] = [
+        {"name": "selection", "metric": "selection_rate", "maxIncrease": 0.05}
+    ]
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(document))
+    stable = selection_rows(tmp_path / "s.csv", [("F", 5000, 1500), ("M", 5000, 1500)])
+    # women +6.9 points: beyond 0.05 at Holm's last step, not at Bonferroni's alpha / 3
+    candidate = selection_rows(tmp_path / "c.csv", [("M", 5000, 1925), ("F", 5000, 1844)])
+    assert gate(policy, stable, candidate, "--format", "json") == 1
+    rows = json.loads(capsys.readouterr().out)["gates"]
+    assert {g["slice"] for g in rows if g["outcome"] == "fail"} == {"overall", "sex=F", "sex=M"}
+    for row in rows:
+        assert row["outcome"] == "fail" and row["reason"]
+        assert row["lower"] > row["threshold"], row  # the bounds are beyond maxIncrease
+        assert f"lower bound {row['lower']:.4g} is above the most allowed, 0.05" in row["reason"]
+    women = next(g for g in rows if g["slice"] == "sex=F")
+    assert "Holm, step 3 of 3" in women["reason"]
+
+
+def test_the_table_shows_why_a_cell_failed(
+    tmp_path: Path, policy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stable = with_rare_group(decisions(tmp_path / "s.csv", 2_000, 0.8, 1), "X", 500, 100)
+    candidate = decisions(tmp_path / "c.csv", 2_000, 0.8, 2)
+    assert gate(policy, stable, candidate) == 1
+    assert "the candidate file has no decisions for sex=X" in capsys.readouterr().out

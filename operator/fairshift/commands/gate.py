@@ -230,6 +230,7 @@ def print_table(result: GateResult, code: ExitCode) -> None:
         "bound",
         "n",
         "outcome",
+        "why",
     ):
         table.add_column(name, overflow="fold")
     for e in found:
@@ -245,8 +246,9 @@ def print_table(result: GateResult, code: ExitCode) -> None:
             f"{e.bound} {e.threshold:g}",
             f"{e.stable_samples:.0f}/{e.candidate_samples:.0f}",
             f"[{style}]{e.outcome.value}[/]" if style else e.outcome.value,
+            "" if e.outcome is Outcome.PASS else e.reason,
         )
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
 def fmt(value: float | None) -> str:

@@ -19,6 +19,7 @@ from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_
 from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
 from fairshift.engine.harm import Measurement, Population, measure_gate, population
 from fairshift.engine.intervals import ConfidenceInterval
+from fairshift.engine.measures.base import is_relative
 
 FAILING = (Outcome.FAIL, Outcome.WARN)
 SEVERITY_ORDER = {
@@ -203,7 +204,26 @@ def infer_unguarded(
         return CellResult(m, m.estimate, m.estimate, judge_point(m), m.note, alpha)
     bounds = fixed_bounds if single_look else sequential_bounds
     lower, upper = bounds(m, alpha)
-    return CellResult(m, lower, upper, judge(m, lower, upper), m.note, alpha)
+    outcome = judge(m, lower, upper)
+    reason = m.note
+    if outcome in FAILING:
+        how = "one-sided bound" if single_look else "always-valid bound"
+        reason = failure_reason(m, lower, upper, f"{how} at alpha {alpha:.3g}")
+    return CellResult(m, lower, upper, outcome, reason, alpha)
+
+
+def failure_reason(m: Measurement, lower: float, upper: float, how: str) -> str:
+    """Why a cell fails, in the terms its displayed bounds use (the metric's natural scale)."""
+    low, high = m.acceptable
+    to_natural = math.exp if m.log_scale else (lambda x: x)
+    what = "the change" if is_relative(m.gate) else "the value"
+    if lower > high:
+        side = f"{what}'s lower bound {to_natural(lower):.4g} is above the most allowed"
+        side += f", {to_natural(high):.4g}"
+    else:
+        side = f"{what}'s upper bound {to_natural(upper):.4g} is below the least allowed"
+        side += f", {to_natural(low):.4g}"
+    return f"{side} ({how})" + (f"; {m.note}" if m.note else "")
 
 
 # --- multiplicity ---------------------------------------------------------------------------
@@ -265,13 +285,35 @@ def apply_warning_fdr(cells: list[CellResult], alpha: float, single_look: bool) 
             [fail_side_e_value(cells[i]) for i in judged], alpha
         )
     result = list(cells)
+    flagged = sum(rejected)
     for position, index in enumerate(judged):
         cell = result[index]
         if rejected[position] and cell.outcome is not Outcome.WARN:
-            result[index] = replace_outcome(cell, Outcome.WARN)
+            result[index] = fdr_warning(cell, flagged * alpha / len(judged), single_look)
         elif not rejected[position] and cell.outcome is Outcome.WARN:
-            result[index] = replace_outcome(cell, Outcome.PENDING)
+            result[index] = CellResult(
+                cell.measurement,
+                cell.lower,
+                cell.upper,
+                Outcome.PENDING,
+                cell.measurement.note,
+                cell.alpha,
+            )
     return result
+
+
+def fdr_warning(cell: CellResult, level: float, single_look: bool) -> CellResult:
+    """A warning cell flagged by (e-)BH, with bounds and a reason that say why."""
+    m = cell.measurement
+    if not single_look or m.estimate is None:
+        reason = "flagged by e-BH across warning cells (anytime evidence)"
+        reason += f"; {m.note}" if m.note else ""
+        return CellResult(m, cell.lower, cell.upper, Outcome.WARN, reason, cell.alpha)
+    ci = intervals.wald_interval(m.estimate, m.variance, 2 * level)
+    reason = failure_reason(
+        m, ci.lower, ci.upper, f"Benjamini-Hochberg: Wald bound at alpha {level:.3g}"
+    )
+    return CellResult(m, ci.lower, ci.upper, Outcome.WARN, reason, level)
 
 
 def apply_holm(cells: list[CellResult], alpha: float) -> list[CellResult]:
@@ -283,12 +325,28 @@ def apply_holm(cells: list[CellResult], alpha: float) -> list[CellResult]:
     ]
     if not indices:
         return cells
-    rejected = multiplicity.holm([fail_side_p_value(cells[i]) for i in indices], alpha)
+    p_values = [fail_side_p_value(cells[i]) for i in indices]
+    rejected = multiplicity.holm(p_values, alpha)
     result = list(cells)
-    for position, index in enumerate(indices):
+    ranked = sorted(range(len(indices)), key=p_values.__getitem__)
+    for rank, position in enumerate(ranked):
+        index = indices[position]
         if rejected[position] and result[index].outcome is not Outcome.FAIL:
-            result[index] = replace_outcome(result[index], Outcome.FAIL)
+            level = alpha / (len(indices) - rank)
+            result[index] = holm_failure(
+                result[index], level, f"Holm, step {rank + 1} of {len(indices)}"
+            )
     return result
+
+
+def holm_failure(cell: CellResult, level: float, step: str) -> CellResult:
+    """A cell Holm rejects at ``level``: shown with the Wald bounds at that level, which Holm's
+    p-value puts beyond the acceptable region, so the bounds say why it fails."""
+    m = cell.measurement
+    assert m.estimate is not None
+    ci = intervals.wald_interval(m.estimate, m.variance, 2 * level)
+    reason = failure_reason(m, ci.lower, ci.upper, f"{step}: Wald bound at alpha {level:.3g}")
+    return CellResult(m, ci.lower, ci.upper, Outcome.FAIL, reason, level)
 
 
 def replace_outcome(cell: CellResult, outcome: Outcome) -> CellResult:
