@@ -11,10 +11,11 @@ import re
 import time
 import urllib.request
 from collections import Counter
+from typing import Any
 
 import pytest
 
-from e2e.dataplane.controller import sim_model, template_hash
+from e2e.dataplane.controller import DataPlaneController, sim_model, template_hash
 from e2e.dataplane.population import ModelBehaviour, person, predict
 from e2e.dataplane.server import ModelServer
 from e2e.dataplane.traffic import routing_of
@@ -68,6 +69,72 @@ def test_bad_sim_model_is_refused() -> None:
         ModelBehaviour.from_json('{"tpr": 0.8, "speed": 3}')
     with pytest.raises(ValueError, match="bias key"):
         ModelBehaviour.from_json('{"bias": {"gender=F": {"tpr": -0.1}}}')
+
+
+def test_production_bias_applies_only_to_a_primary_server_after_its_delay() -> None:
+    declared = {
+        "seed": 2,
+        "bias": {"age_band=60+": {"tpr": -0.1}},
+        "production_bias": {"sex=F": {"tpr": -0.4}},
+        "production_after_s": 20,
+    }
+    model = ModelBehaviour.from_json(json.dumps(declared))
+    women = {"sex": "F", "age_band": "60+"}
+    assert model.rates(women) == pytest.approx((0.7, 0.15))  # as in shadow and canary
+    assert model.in_production().rates(women) == pytest.approx((0.3, 0.15))  # both apply
+    assert model.in_production().rates({"sex": "M", "age_band": "60+"}) == pytest.approx(
+        (0.7, 0.15)
+    )
+    candidate = ModelServer("c", model)
+    primary = ModelServer("p", model, production=True)
+    try:
+        candidate.start(), primary.start()
+        assert primary.started_at is not None and primary.drifts_at is not None
+        assert primary.drifts_at == pytest.approx(primary.started_at + 20)
+        assert primary.behaviour(primary.drifts_at - 0.01) == model
+        assert primary.behaviour(primary.drifts_at) == model.in_production()
+        assert candidate.drifts_at is None
+        assert candidate.behaviour(time.time() + 3600) == model
+    finally:
+        candidate.stop(), primary.stop()
+
+
+class FakeKube:
+    """The two Deployments of a rollout, as the controller reads them."""
+
+    namespace = "ns"
+
+    def __init__(self, model: str) -> None:
+        env = [{"name": "SIM_MODEL", "value": model}]
+        template = {"spec": {"containers": [{"env": env}]}}
+        self.items = [
+            {"metadata": {"name": name}, "spec": {"replicas": 1, "template": template}}
+            for name in ("credit-scorer", "credit-scorer-primary")
+        ]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return self.items
+
+
+def test_the_controller_makes_only_the_primary_a_production_server() -> None:
+    model = '{"production_bias": {"sex=F": {"tpr": -0.4}}, "production_after_s": 5}'
+    controller = DataPlaneController(FakeKube(model), "credit-scorer", None)  # type: ignore[arg-type]
+    try:
+        controller.sync_once()
+        pods = {p.deployment: p.describe() for p in controller.snapshot()}
+        assert pods["credit-scorer"]["driftsAt"] is None
+        primary = pods["credit-scorer-primary"]
+        assert primary["driftsAt"] == pytest.approx(primary["startedAt"] + 5, abs=0.5)
+    finally:
+        for pod in controller.snapshot():
+            pod.server.stop()
+
+
+def test_bad_production_bias_is_refused() -> None:
+    with pytest.raises(ValueError, match="production_bias 'sex=F': unknown shifts"):
+        ModelBehaviour.from_json('{"production_bias": {"sex=F": {"auc": -0.1}}}')
+    with pytest.raises(ValueError, match="production_after_s must not be negative"):
+        ModelBehaviour.from_json('{"production_after_s": -1}')
 
 
 def test_model_server_emits_the_convention_and_late_labels() -> None:

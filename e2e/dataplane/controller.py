@@ -3,7 +3,8 @@
 Pods on the kwok node are fake, so this controller plays kubelet for the two Deployments of a
 rollout, ``<target>`` (the candidate) and ``<target>-primary``. It polls them through the API
 server and, for each one with ``spec.replicas > 0``, runs one :class:`ModelServer` configured
-from the pod template's first container's ``SIM_MODEL`` env var. When the template changes
+from the pod template's first container's ``SIM_MODEL`` env var (the primary's servers are
+production servers: they apply the model's ``production_bias``). When the template changes
 (a new revision, or promotion copying the candidate into primary) the server restarts with the
 new behaviour; when replicas drop to 0 it stops.
 
@@ -82,6 +83,7 @@ class Pod:
             "model": json.loads(self.model_json) if self.model_json else {},
             "labels": self.labels,
             "startedAt": self.started_at,
+            "driftsAt": self.server.drifts_at,
             "requests": self.server.requests,
             "failures": self.server.failures,
         }
@@ -168,7 +170,8 @@ class DataPlaneController:
         except ValueError as error:
             log.error("%s: bad %s: %s", deployment, SIM_MODEL_ENV, error)
             model = ModelBehaviour()
-        server = ModelServer(pod_name, model).start()
+        production = deployment == self.deployments[1]
+        server = ModelServer(pod_name, model, production=production).start()
         labels = dict((template.get("metadata") or {}).get("labels") or {})
         pod = Pod(deployment, revision, pod_name, labels, model_json, server)
         with self._lock:

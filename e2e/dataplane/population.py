@@ -11,12 +11,17 @@ A model is described by a :class:`ModelBehaviour` (the JSON a Deployment carries
 
     {"tpr": 0.8, "fpr": 0.15, "seed": 1, "latency_ms": 20, "error_rate": 0.0,
      "score_shift": 0.0, "label_delay_s": 2.0,
-     "bias": {"sex=F,age_band=60+": {"tpr": -0.3}, "sex=F": {"selection": -0.05}}}
+     "bias": {"sex=F,age_band=60+": {"tpr": -0.3}, "sex=F": {"selection": -0.05}},
+     "production_bias": {"sex=F": {"tpr": -0.4}}, "production_after_s": 20}
 
 ``bias`` keys select slices by attribute values (``sex=F`` is every woman, ``sex=F,age_band=60+``
 only older women); every matching entry adds its shifts: ``tpr`` (to the true positive rate),
 ``fpr`` (to the false positive rate), ``selection`` (to both, i.e. to the selection rate).
 ``score_shift`` changes the score distribution without changing any decision (drift only).
+``production_bias`` (same shape as ``bias``) is added only by a server of the ``<target>-primary``
+Deployment, from ``production_after_s`` seconds after that server started: a model that was
+fair in its shadow and canary steps and degrades once it serves everyone (see
+:meth:`ModelBehaviour.in_production`).
 Decisions and scores are pseudo-random but reproducible from ``seed`` and the person's id.
 """
 
@@ -25,7 +30,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 ATTRIBUTES = ("sex", "age_band")
@@ -98,6 +103,28 @@ def parse_selector(key: str) -> dict[str, str]:
     return pairs
 
 
+Bias = tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]], ...]
+"""Per slice selector (sorted ``(attribute, value)`` pairs), its sorted ``(shift, amount)``."""
+
+
+def parse_bias(name: str, raw: object) -> Bias:
+    """``{"sex=F": {"tpr": -0.3}}`` -> :data:`Bias`; raises ValueError naming the key."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"SIM_MODEL {name} must be a JSON object of slice -> shifts")
+    bias = []
+    for key, shifts in raw.items():
+        if not isinstance(shifts, Mapping):
+            raise ValueError(f"SIM_MODEL {name} {key!r}: shifts must be a JSON object")
+        bad = set(shifts) - set(SHIFTS)
+        if bad:
+            raise ValueError(f"SIM_MODEL {name} {key!r}: unknown shifts {sorted(bad)}")
+        selector = tuple(sorted(parse_selector(key).items()))
+        bias.append((selector, tuple(sorted((k, float(v)) for k, v in shifts.items()))))
+    return tuple(bias)
+
+
 @dataclass(frozen=True)
 class ModelBehaviour:
     """How a simulated model version behaves (parsed from ``SIM_MODEL``)."""
@@ -109,9 +136,9 @@ class ModelBehaviour:
     error_rate: float = 0.0
     score_shift: float = 0.0
     label_delay_s: float = 2.0
-    bias: tuple[tuple[tuple[tuple[str, str], ...], tuple[tuple[str, float], ...]], ...] = field(
-        default_factory=tuple
-    )
+    bias: Bias = field(default_factory=tuple)
+    production_bias: Bias = field(default_factory=tuple)
+    production_after_s: float = 0.0
 
     @classmethod
     def from_json(cls, text: str | None) -> ModelBehaviour:
@@ -121,21 +148,34 @@ class ModelBehaviour:
         raw = json.loads(text)
         if not isinstance(raw, Mapping):
             raise ValueError("SIM_MODEL must be a JSON object")
-        known = {"tpr", "fpr", "seed", "latency_ms", "error_rate", "score_shift", "label_delay_s"}
-        unknown = set(raw) - known - {"bias"}
+        known = {
+            "tpr",
+            "fpr",
+            "seed",
+            "latency_ms",
+            "error_rate",
+            "score_shift",
+            "label_delay_s",
+            "production_after_s",
+        }
+        unknown = set(raw) - known - {"bias", "production_bias"}
         if unknown:
             raise ValueError(f"SIM_MODEL: unknown keys {sorted(unknown)}")
-        bias = []
-        for key, shifts in (raw.get("bias") or {}).items():
-            bad = set(shifts) - set(SHIFTS)
-            if bad:
-                raise ValueError(f"SIM_MODEL bias {key!r}: unknown shifts {sorted(bad)}")
-            selector = tuple(sorted(parse_selector(key).items()))
-            bias.append((selector, tuple(sorted((k, float(v)) for k, v in shifts.items()))))
         values: dict[str, Any] = {
             k: int(raw[k]) if k == "seed" else float(raw[k]) for k in known if k in raw
         }
-        return cls(**values, bias=tuple(bias))
+        if values.get("production_after_s", 0.0) < 0:
+            raise ValueError("SIM_MODEL production_after_s must not be negative")
+        return cls(
+            **values,
+            bias=parse_bias("bias", raw.get("bias")),
+            production_bias=parse_bias("production_bias", raw.get("production_bias")),
+        )
+
+    def in_production(self) -> ModelBehaviour:
+        """This model once it has served production for ``production_after_s``: its
+        ``production_bias`` added to ``bias`` (every matching entry of both applies)."""
+        return replace(self, bias=self.bias + self.production_bias, production_bias=())
 
     def rates(self, slice_values: Mapping[str, str]) -> tuple[float, float]:
         """(TPR, FPR) of this model on a slice, after every matching bias entry."""

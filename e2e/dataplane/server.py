@@ -6,6 +6,10 @@ error). Every request is timed with :class:`fairshift_instrument.ModelMetrics`; 
 truth of each answered request is recorded ``label_delay_s`` later (labels arrive late, as in
 lending). ``GET /metrics`` is the Prometheus exposition of the server's own registry.
 
+A production server (one of the ``<target>-primary`` Deployment) switches to
+:meth:`ModelBehaviour.in_production` ``production_after_s`` seconds after it started, when the
+model declares a ``production_bias``: the drift a guard must catch after promotion.
+
 Each server has its own registry and port on 127.0.0.1, like a pod has its own process.
 """
 
@@ -31,9 +35,11 @@ HOST = "127.0.0.1"
 class ModelServer:
     """A model version serving on ``127.0.0.1:<port>`` until :meth:`stop`."""
 
-    def __init__(self, name: str, model: ModelBehaviour) -> None:
+    def __init__(self, name: str, model: ModelBehaviour, *, production: bool = False) -> None:
         self.name = name
         self.model = model
+        self.drifted = model.in_production() if production and model.production_bias else None
+        self.started_at: float | None = None
         self.registry = CollectorRegistry()
         self.metrics = ModelMetrics(ATTRIBUTES, self.registry)
         self.requests = 0
@@ -55,7 +61,22 @@ class ModelServer:
     def address(self) -> str:
         return f"{HOST}:{self.port}"
 
+    @property
+    def drifts_at(self) -> float | None:
+        """The wall time from which this server adds its ``production_bias``, if it does."""
+        if self.drifted is None or self.started_at is None:
+            return None
+        return self.started_at + self.model.production_after_s
+
+    def behaviour(self, now: float) -> ModelBehaviour:
+        """The model this server answers with at wall time ``now``."""
+        drifts_at = self.drifts_at
+        if self.drifted is not None and drifts_at is not None and now >= drifts_at:
+            return self.drifted
+        return self.model
+
     def start(self) -> ModelServer:
+        self.started_at = time.time()
         for thread in self._threads:
             thread.start()
         return self
@@ -72,7 +93,7 @@ class ModelServer:
     def score(self, person_id: int) -> tuple[int, dict[str, Any]]:
         """Answer one request: (HTTP status, body)."""
         who = person(person_id)
-        answer = predict(self.model, who)
+        answer = predict(self.behaviour(time.time()), who)
         with self.metrics.timed():
             time.sleep(answer.latency_s)
             if answer.failed:
