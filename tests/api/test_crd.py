@@ -46,6 +46,21 @@ def test_schema_is_structural() -> None:
             assert node.get("type") == "object"
 
 
+def test_exclusive_bounds_are_openapi_v3_booleans() -> None:
+    """Kubernetes reads OpenAPI v3.0: ``exclusiveMinimum: true`` beside ``minimum``, never the
+    JSON Schema 2020 number (the API server refuses such a CRD)."""
+    schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    nodes = walk(schema)
+    for node in nodes:
+        for side, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            if side in node:
+                assert node[side] is True and bound in node, node
+    false_alarm_days = schema["properties"]["spec"]["properties"]["guard"]["properties"][
+        "falseAlarmDays"
+    ]
+    assert false_alarm_days["minimum"] == 0 and false_alarm_days["exclusiveMinimum"] is True
+
+
 def test_cel_rules_carry_messages() -> None:
     schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
     rules = [r for n in walk(schema) for r in n.get("x-kubernetes-validations", [])]

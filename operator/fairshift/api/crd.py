@@ -1,7 +1,8 @@
 """Renders the ModelRollout CustomResourceDefinition from the pydantic models.
 
 The pydantic JSON Schema is turned into a Kubernetes *structural* schema: references inlined,
-optional unions flattened, JSON-Schema-only keywords dropped, CEL rules kept. The committed
+optional unions flattened, JSON-Schema-only keywords dropped, exclusive bounds written the
+OpenAPI v3.0 way, CEL rules kept. The committed
 ``crds/modelrollouts.yaml`` must equal this rendering (a test checks it).
 """
 
@@ -14,6 +15,9 @@ from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import ModelRolloutStatus
 
 DROPPED_KEYWORDS = {"title", "additionalProperties", "$defs", "examples"}
+EXCLUSIVE_BOUNDS = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
+"""JSON Schema 2020 writes ``exclusiveMinimum: 0``; OpenAPI v3.0 (Kubernetes) ``minimum: 0,
+exclusiveMinimum: true``."""
 
 PRINTER_COLUMNS: list[dict[str, Any]] = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
@@ -60,6 +64,9 @@ def structural(node: Any, definitions: dict[str, Any]) -> Any:
             result[key] = tidy_description(value)
         elif key == "default" and value is None:
             continue
+        elif key in EXCLUSIVE_BOUNDS:
+            result[EXCLUSIVE_BOUNDS[key]] = value
+            result[key] = True
         elif key == "properties":
             result[key] = {name: structural(sub, definitions) for name, sub in value.items()}
         else:
