@@ -54,7 +54,7 @@ def payload(
 
 def rollout_payloads(revision: str = "7d9f8c6b5", end: str = "promoted") -> list[dict[str, Any]]:
     """initialized, new-revision, three analysis holds, step-done, then promotion (or a
-    failed analysis and its rollback)."""
+    failed analysis and its rollback), shaped as the planner records them."""
     looks = [
         [cell("equal-opportunity", s, 0.01 * (i + 1) + 0.002 * k) for k, s in enumerate(SLICES)]
         + [cell("accuracy", "all", 0.9 - 0.01 * i)]
@@ -72,7 +72,8 @@ def rollout_payloads(revision: str = "7d9f8c6b5", end: str = "promoted") -> list
     if end == "promoted":
         items += [
             payload(6, "steps-done", "Promoting", revision, canaryWeight=100, step=1),
-            payload(7, "promotion-done", "Succeeded", revision, verdict="Successful"),
+            # the candidate became the stable revision: the record names no candidate
+            payload(7, "promotion-done", "Succeeded", None, verdict="Successful"),
         ]
     else:
         failed = {"evidence": [cell("equal-opportunity", "sex=female", 0.12, "fail")]}

@@ -83,6 +83,21 @@ def test_a_run_per_candidate_revision_and_none_before_a_candidate() -> None:
     }
 
 
+def test_an_ending_record_without_its_candidate_belongs_to_the_previous_one() -> None:
+    promoted = rollout_records()[-1]
+    assert promoted["candidateRevision"] is None
+    key = run_key("lending", "credit-scorer", promoted, previous="7d9f8c6b5")
+    assert key is not None and key.revision == "7d9f8c6b5"
+    assert run_key("lending", "credit-scorer", promoted) is None
+    initialized = rollout_records()[0]
+    assert run_key("lending", "credit-scorer", initialized, previous="7d9f8c6b5") is None
+
+
+def test_a_reverted_target_ends_the_candidate() -> None:
+    reverted = {**rollout_records()[-1], "action": "reverted", "phase": "Idle"}
+    assert outcome(reverted) == "reverted"
+
+
 def test_tags_carry_the_decision_and_the_chain_head() -> None:
     record = rollout_records()[5]
     tags = record_tags(record)

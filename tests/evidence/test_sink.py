@@ -34,6 +34,9 @@ class StubFiles:
     def closing(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
         return {**self.card(namespace, rollout, last), "audit/records.jsonl": f"{last['seq']}\n"}
 
+    def candidate_before(self, namespace: str, rollout: str, seq: int) -> str | None:
+        return "7d9f8c6b5" if seq > 2 else None
+
 
 class Clock:
     def __init__(self) -> None:
@@ -153,6 +156,27 @@ def test_a_restarted_operator_finds_the_run_by_its_tags() -> None:
 
     run = server.only_run()
     assert [step for step, _ in run.history("traffic/canary_weight")] == [2, 3, 4, 5, 6, 7, 8]
+
+
+def test_after_a_restart_the_candidate_of_a_promotion_is_read_from_the_chain() -> None:
+    server = FakeTracking()
+    records = rollout_records()
+    first, _ = make_sink(server)
+    feed(first, records[:-1], mlflow_notification())
+    restarted, _ = make_sink(server)
+    feed(restarted, records[-1:], mlflow_notification())
+
+    run = server.only_run()
+    assert run.tags["fairshift.io/outcome"] == "promoted"
+    assert restarted.health().delivered == 1
+
+
+def test_a_promotion_whose_candidate_nobody_knows_is_skipped() -> None:
+    server = FakeTracking()
+    sink, _ = make_sink(server, files=None)
+    feed(sink, rollout_records()[-1:], mlflow_notification())
+    assert server.runs == {}
+    assert sink.health().skipped == 1
 
 
 def test_rollouts_without_mlflow_queue_nothing() -> None:

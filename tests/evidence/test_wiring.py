@@ -80,6 +80,13 @@ def test_closing_files_hold_the_card_the_whole_chain_and_the_candidates_report()
     assert "<h1>Model card: lending/credit-scorer</h1>" in artifacts["model-card.html"]
 
 
+def test_the_candidate_before_a_record_is_read_from_the_chain() -> None:
+    records = rollout_records()
+    files = EvidenceFiles(lambda ns, name: records, lambda ns, name: None)
+    assert files.candidate_before("lending", "credit-scorer", 8) == "7d9f8c6b5"
+    assert files.candidate_before("lending", "credit-scorer", 2) is None
+
+
 def test_the_card_alone_at_a_decision() -> None:
     records = rollout_records()[:6]
     files = EvidenceFiles(lambda ns, name: records, lambda ns, name: None)

@@ -8,7 +8,7 @@ the report is ``fairshift report``'s page with its charts embedded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,15 @@ Artifacts = Callable[[str, str, Mapping[str, Any]], dict[str, str]]
 
 RECORDS_ARTIFACT = "audit/records.jsonl"
 REPORT_ARTIFACT = "report/report.html"
+
+
+def candidate_before(records: Sequence[Mapping[str, Any]], seq: int) -> str | None:
+    """The candidate revision the newest record before ``seq`` names (a promotion's own
+    record names none: its candidate has become the stable revision)."""
+    for record in reversed(records):
+        if int(record.get("seq") or 0) < seq and record.get("candidateRevision"):
+            return str(record["candidateRevision"])
+    return None
 
 
 class EvidenceFiles:
@@ -48,6 +57,10 @@ class EvidenceFiles:
             records = [*records, dict(last)]  # the store was off, or trimmed past it
         return records
 
+    def candidate_before(self, namespace: str, rollout: str, seq: int) -> str | None:
+        """The candidate revision the newest stored record before ``seq`` names."""
+        return candidate_before(self._read_records(namespace, rollout), seq)
+
     def card(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
         """The model card as it stands after ``last``."""
         return self.render_card(namespace, rollout, last, self.chain(namespace, rollout, last))
@@ -56,8 +69,13 @@ class EvidenceFiles:
         """The card, the whole chain, and the report of ``last``'s candidate revision."""
         records = self.chain(namespace, rollout, last)
         obj = self._read_rollout(namespace, rollout) or {}
-        revision = last.get("candidateRevision")
-        own = [r for r in records if r.get("candidateRevision") == revision]
+        seq = int(last.get("seq") or 0)
+        revision = last.get("candidateRevision") or candidate_before(records, seq)
+        own = [
+            r
+            for r in records
+            if r.get("candidateRevision") == revision or r.get("hash") == last.get("hash")
+        ]
         data = from_records(f"{namespace}/{rollout} {revision}", own, rollout_facts(obj))
         return {
             **self.render_card(namespace, rollout, last, records, obj),

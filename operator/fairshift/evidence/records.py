@@ -32,11 +32,13 @@ OUTCOMES: Mapping[str, str] = {
     "Failed": "failed",
 }
 """The phases that end a candidate's rollout, and the outcome the run and model version get."""
+REVERTED = "reverted"  # the target went back to the stable revision: the candidate is gone
 
 RUN_STATUS: Mapping[str, str] = {
     "promoted": "FINISHED",
     "rolled-back": "FAILED",
     "failed": "FAILED",
+    REVERTED: "KILLED",
 }
 
 
@@ -67,9 +69,13 @@ class RunKey:
         return {ROLLOUT_TAG: f"{self.namespace}/{self.rollout}", REVISION_TAG: self.revision}
 
 
-def run_key(namespace: str, rollout: str, record: Mapping[str, Any]) -> RunKey | None:
-    """The run a record belongs to; None for records about no candidate (initialisation)."""
-    revision = record.get("candidateRevision")
+def run_key(
+    namespace: str, rollout: str, record: Mapping[str, Any], previous: str | None = None
+) -> RunKey | None:
+    """The run a record belongs to: its candidate's, or for a record that ends a rollout and
+    no longer names the candidate (a promotion makes it the stable revision), the
+    ``previous`` candidate's. None for records about no candidate (initialisation)."""
+    revision = record.get("candidateRevision") or (previous if outcome(record) else None)
     if not revision:
         return None
     return RunKey(namespace, rollout, str(revision))
@@ -125,11 +131,13 @@ def record_metrics(record: Mapping[str, Any]) -> list[MetricPoint]:
 
 
 def outcome(record: Mapping[str, Any]) -> str | None:
-    """``promoted``, ``rolled-back`` or ``failed`` when the record ends the candidate's
-    rollout, else None. A guarded promotion ends it too; the guard's later records (phase
-    ``Guarding``) do not."""
+    """``promoted``, ``rolled-back``, ``failed`` or ``reverted`` when the record ends the
+    candidate's rollout, else None. A guarded promotion ends it too; the guard's later
+    records (phase ``Guarding``) do not."""
     if record.get("action") == "promotion-done-guarded":
         return "promoted"
+    if record.get("action") == REVERTED:
+        return REVERTED
     return OUTCOMES.get(str(record.get("phase")))
 
 

@@ -62,6 +62,9 @@ class Files(Protocol):
     def closing(self, namespace: str, rollout: str, last: Mapping[str, Any]) -> dict[str, str]:
         """The card, the chain and the report (logged when the rollout ends)."""
 
+    def candidate_before(self, namespace: str, rollout: str, seq: int) -> str | None:
+        """The candidate revision the newest stored record before ``seq`` names."""
+
 
 @dataclass(frozen=True)
 class Delivery:
@@ -141,6 +144,7 @@ class MlflowSink:
         self._servers: dict[str, Tracking] = {}
         self._experiments: dict[tuple[str, str], str] = {}
         self._runs: dict[tuple[str, str, RunKey], str] = {}
+        self._candidates: dict[tuple[str, str], str] = {}
 
     # the notifier port ---------------------------------------------------------------------
 
@@ -200,7 +204,7 @@ class MlflowSink:
 
     def deliver(self, delivery: Delivery) -> bool:
         """Deliver one record with bounded retries; True once MLflow has it. Never raises."""
-        key = run_key(delivery.namespace, delivery.rollout, delivery.record)
+        key = self.run_key_of(delivery)
         if key is None:
             with self._lock:
                 self._health = replace(self._health, skipped=self._health.skipped + 1)
@@ -230,6 +234,25 @@ class MlflowSink:
                 )
             return True
         return False
+
+    def run_key_of(self, delivery: Delivery) -> RunKey | None:
+        """The record's run. A record that ends a rollout without naming its candidate
+        belongs to the candidate before it: remembered, or read from the stored chain."""
+        rollout = (delivery.namespace, delivery.rollout)
+        record = delivery.record
+        if record.get("candidateRevision"):
+            self._candidates[rollout] = str(record["candidateRevision"])
+        previous = self._candidates.get(rollout)
+        ends = outcome(record) is not None
+        if ends and previous is None and self._files is not None:
+            try:
+                seq = int(record.get("seq") or 0)
+                previous = self._files.candidate_before(*rollout, seq)
+            except Exception as error:
+                log.warning("MLflow %s: the candidate is unknown: %s", delivery.name, error)
+        if ends:
+            self._candidates.pop(rollout, None)
+        return run_key(delivery.namespace, delivery.rollout, record, previous)
 
     def deliver_once(self, delivery: Delivery, key: RunKey) -> None:
         """One try: run, metrics, tags, artifacts and, at the end, the model version."""
