@@ -21,6 +21,7 @@ from tests.commands.fixtures import (
     status_fixture,
     synthetic_chain,
 )
+from tests.evidence.rollout_records import chained, guarded_payloads
 from tests.fakes import FakeObjects
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -198,3 +199,20 @@ def test_everything_from_the_inputs_is_escaped() -> None:
     card = build_card("lending/x", {"status": status}, [], "ok", datetime.now(UTC))
     assert "<script>" not in card_html(card)
     assert "| Candidate revision | a\\|b |" in card_markdown(card)
+
+
+def test_the_guard_after_promotion_is_on_the_card() -> None:
+    records = chained(guarded_payloads())
+    guard = {"health": "Breached", "since": "2026-03-02T09:07:00Z", "looks": 20, "breaches": 1}
+    obj = {"spec": example_spec(), "status": {"phase": "RolledBack", "guard": guard}}
+    card = card_markdown(build_card("lending/credit-scorer", obj, records, "ok", NOW))
+
+    assert "| Guard health (live model) | Breached since 2026-03-02T09:07:00Z: 20 looks, 1 " in card
+    assert "keep judging the live model every 5m" in card
+    assert "at most one false breach per 90 days" in card
+    assert "| critical | rollback |" in card and "| warning | alert |" in card
+    assert "| equal-opportunity | sex=female | guard warning | 0.06 (detector at 0.6 of" in card
+    assert (
+        "| guard breached | 0.12 (detector at 1.2 of its breach threshold) | guard-breached |"
+        in (card)
+    )

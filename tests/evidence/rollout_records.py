@@ -84,6 +84,45 @@ def rollout_payloads(revision: str = "7d9f8c6b5", end: str = "promoted") -> list
     return items
 
 
+def guard_cell(gate: str, slice_: str, grade: str, level: float) -> dict[str, Any]:
+    """One of the guard's worst cells, as its records carry them."""
+    return {
+        "gate": gate,
+        "slice": slice_,
+        "grade": grade,
+        "level": level,
+        "estimate": round(0.1 * level, 6),
+        "samples": 5000.0,
+        "reason": "",
+    }
+
+
+def guarded_payloads(revision: str = "7d9f8c6b5") -> list[dict[str, Any]]:
+    """A guarded promotion, then the guard: an hourly attestation, a warning, a breach that
+    switches back, and the restored revision."""
+    items = rollout_payloads(revision)[:-1]  # up to steps-done
+    promoted = {"health": "Healthy", "looks": 0, "breaches": 0, "worst": []}
+    items.append(
+        payload(7, "promotion-done-guarded", "Guarding", None, verdict="Successful", guard=promoted)
+    )
+    for minute, action, health, grade, level in (
+        (67, "guard-attest", "Healthy", "healthy", 0.1),
+        (90, "guard-warning", "Warning", "warning", 0.6),
+    ):
+        cells = [guard_cell("equal-opportunity", "sex=female", grade, level)]
+        detail = {"health": health, "looks": minute // 5, "breaches": 0, "worst": cells}
+        items.append(payload(minute, action, "Guarding", None, guard=detail))
+    breach = {
+        "health": "Breached",
+        "looks": 20,
+        "breaches": 1,
+        "worst": [guard_cell("equal-opportunity", "sex=female", "breached", 1.2)],
+    }
+    items.append(payload(100, "guard-breached", "Restoring", None, guard=breach))
+    items.append(payload(101, "restored", "RolledBack", None))
+    return items
+
+
 def chained(
     payloads: list[dict[str, Any]], first_seq: int = 1, prev: str = GENESIS_HASH
 ) -> list[dict[str, Any]]:

@@ -50,7 +50,7 @@ def roll_out(biased: bool, mlflow_down: bool) -> TrackedWorld:
         world.metrics.candidate_tpr = {("F", "old"): 0.5}
     world.until_phase("Idle")
     world.new_revision()
-    world.until_phase("RolledBack", "Succeeded")
+    world.until_phase("RolledBack", "Succeeded", "Guarding")
     assert world.sink is not None and world.sink.drain(timeout=30)
     return world
 
@@ -80,7 +80,7 @@ def test_mlflow_down_does_not_change_the_rollout(biased: bool, outcome: str) -> 
     records = up.audit.read_records(NS, NAME)
     weights = run.history("traffic/canary_weight")  # every record after initialisation
     assert [step for step, _ in weights] == [r["seq"] for r in records[1:]]
-    assert records[-1]["action"] in ("promotion-done", "rollback-done")
+    assert records[-1]["action"] in ("promotion-done-guarded", "rollback-done")
     assert {p for p in run.artifacts if not p.startswith("decisions/")} == {
         "model-card.md",
         "model-card.html",

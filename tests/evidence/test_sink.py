@@ -15,7 +15,7 @@ from fairshift.api.notifications import Notification
 from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import Credentials
 from tests.evidence.fake_tracking import FakeTracking
-from tests.evidence.rollout_records import rollout_records
+from tests.evidence.rollout_records import chained, guarded_payloads, rollout_records
 
 NS, NAME = "lending", "credit-scorer"
 
@@ -177,6 +177,52 @@ def test_a_promotion_whose_candidate_nobody_knows_is_skipped() -> None:
     feed(sink, rollout_records()[-1:], mlflow_notification())
     assert server.runs == {}
     assert sink.health().skipped == 1
+
+
+def test_the_guards_records_go_to_the_promoted_revisions_run() -> None:
+    server = FakeTracking()
+    server.aliases[("credit-scorer", "champion")] = "4"
+    sink, _ = make_sink(server)
+    records = chained(guarded_payloads())
+    notification = mlflow_notification(
+        registeredModel={"name": "credit-scorer", "alias": "champion"}
+    )
+
+    feed(sink, records, notification)
+
+    run = server.only_run()
+    assert run.history("guard/equal-opportunity/sex.female/level") == [
+        (9, 0.1),
+        (10, 0.6),
+        (11, 1.2),
+    ]
+    assert {p for p in run.artifacts if "-guard-" in p} == {
+        "decisions/000009-guard-attest.json",
+        "decisions/000010-guard-warning.json",
+        "decisions/000011-guard-breached.json",
+    }
+    assert run.tags["fairshift.io/guard-health"] == "Breached"
+    assert run.tags["fairshift.io/outcome"] == "rolled-back"  # switched back after the breach
+    assert run.status == "FAILED"
+    version = server.versions[("credit-scorer", "4")]
+    assert version["fairshift.io/outcome"] == "rolled-back"
+    assert version["fairshift.io/breached-at"] == records[10]["time"]
+    assert version["fairshift.io/audit-head"] == records[-1]["hash"]
+    assert sink.health().delivered == len(records) - 1
+
+
+def test_a_breach_that_only_alerts_tags_the_version_breached() -> None:
+    server = FakeTracking()
+    sink, _ = make_sink(server)
+    payloads = guarded_payloads()[:-2]
+    alert = {**guarded_payloads()[-2], "action": "guard-alert", "phase": "Guarding"}
+    records = chained([*payloads, alert])
+    notification = mlflow_notification(registeredModel={"name": "credit-scorer", "version": "4"})
+
+    feed(sink, records, notification)
+
+    assert server.versions[("credit-scorer", "4")]["fairshift.io/outcome"] == "breached"
+    assert server.only_run().tags["fairshift.io/outcome"] == "breached"
 
 
 def test_rollouts_without_mlflow_queue_nothing() -> None:

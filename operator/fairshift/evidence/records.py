@@ -1,10 +1,12 @@
 """What an audit record becomes in MLflow: metric points, run tags, and the rollout's outcome.
 
-Pure functions of one record (the audit chain's JSON, as ``reconciling`` appends it). A run
+Pure functions of one record (the audit chain's JSON, as the executor appends it). A run
 belongs to one candidate revision of one rollout; each record's evidence (the worst cells of
 that look) becomes ``<gate>/<slice>/estimate``, ``.../lower`` and ``.../upper`` at step
-``seq``, so MLflow charts every gate and slice over the rollout. Keys are made of the
-characters MLflow accepts on every platform (word characters, ``_.- /``).
+``seq``, so MLflow charts every gate and slice over the rollout. After the promotion the
+guard's records (phase ``Guarding``) go to the same run: its worst cells become
+``guard/<gate>/<slice>/level`` (the detector's level, 1 = breach) and ``.../estimate``. Keys
+are made of the characters MLflow accepts on every platform (word characters, ``_.- /``).
 """
 
 from __future__ import annotations
@@ -33,12 +35,17 @@ OUTCOMES: Mapping[str, str] = {
 }
 """The phases that end a candidate's rollout, and the outcome the run and model version get."""
 REVERTED = "reverted"  # the target went back to the stable revision: the candidate is gone
+BREACHED = "breached"  # the guard found the promoted model breached a gate
+BREACH_ACTIONS = ("guard-breached", "guard-alert")  # switched back, or only alerted
+GUARD_PHASES = ("Guarding", "Restoring")  # the promoted revision, judged live
+GUARD_FIELDS = ("level", "estimate")
 
 RUN_STATUS: Mapping[str, str] = {
     "promoted": "FINISHED",
     "rolled-back": "FAILED",
     "failed": "FAILED",
     REVERTED: "KILLED",
+    BREACHED: "FAILED",
 }
 
 
@@ -72,13 +79,18 @@ class RunKey:
 def run_key(
     namespace: str, rollout: str, record: Mapping[str, Any], previous: str | None = None
 ) -> RunKey | None:
-    """The run a record belongs to: its candidate's, or for a record that ends a rollout and
-    no longer names the candidate (a promotion makes it the stable revision), the
-    ``previous`` candidate's. None for records about no candidate (initialisation)."""
-    revision = record.get("candidateRevision") or (previous if outcome(record) else None)
+    """The run a record belongs to: its candidate's, or for a record that no longer names the
+    candidate because it was promoted (the promotion itself, the guard's records, a switch
+    back), the ``previous`` candidate's. None for records about no candidate."""
+    revision = record.get("candidateRevision") or (previous if follows_candidate(record) else None)
     if not revision:
         return None
     return RunKey(namespace, rollout, str(revision))
+
+
+def follows_candidate(record: Mapping[str, Any]) -> bool:
+    """Whether a record without a candidate is about the one before it."""
+    return outcome(record) is not None or str(record.get("phase")) in GUARD_PHASES
 
 
 def key_part(text: str) -> str:
@@ -127,17 +139,26 @@ def record_metrics(record: Mapping[str, Any]) -> list[MetricPoint]:
             if value is not None:
                 key = metric_key(str(cell.get("gate")), str(cell.get("slice")), field)
                 points.append(MetricPoint(key, value, when, step))
+    for cell in (record.get("guard") or {}).get("worst") or []:
+        for field in GUARD_FIELDS:
+            value = number(cell.get(field))
+            if value is not None:
+                key = metric_key("guard", str(cell.get("gate")), str(cell.get("slice")), field)
+                points.append(MetricPoint(key, value, when, step))
     return points
 
 
 def outcome(record: Mapping[str, Any]) -> str | None:
-    """``promoted``, ``rolled-back``, ``failed`` or ``reverted`` when the record ends the
-    candidate's rollout, else None. A guarded promotion ends it too; the guard's later
-    records (phase ``Guarding``) do not."""
-    if record.get("action") == "promotion-done-guarded":
+    """What the record settles about its revision: ``promoted``, ``rolled-back``, ``failed``,
+    ``reverted``, or ``breached`` when the guard finds the promoted model breached a gate;
+    else None. A guarded promotion is a promotion; the guard's other records settle nothing."""
+    action = record.get("action")
+    if action == "promotion-done-guarded":
         return "promoted"
-    if record.get("action") == REVERTED:
+    if action == REVERTED:
         return REVERTED
+    if action in BREACH_ACTIONS:
+        return BREACHED
     return OUTCOMES.get(str(record.get("phase")))
 
 
@@ -155,6 +176,9 @@ def record_tags(record: Mapping[str, Any]) -> dict[str, str]:
     ended = outcome(record)
     if ended is not None:
         tags[OUTCOME_TAG] = ended
+    guard = record.get("guard") or {}
+    if guard.get("health"):
+        tags[TAG_PREFIX + "guard-health"] = str(guard["health"])
     return {key: value[:MAX_TAG_VALUE] for key, value in tags.items()}
 
 

@@ -9,10 +9,12 @@ delivers the queue in order:
 - the record's traffic shares and evidence as metrics at step ``seq`` and its decision and
   the audit chain's head as tags (``evidence.records``); every record but an analysis hold
   also as ``decisions/<seq>-<action>.json``, with the model card as it then stands;
-- when the record ends the rollout (Succeeded or a guarded promotion, RolledBack, Failed): the
-  closing files
-  (the card, the whole audit chain, the report), the run ended (FINISHED or FAILED),
-  and the registered model version, if named, tagged with the outcome and the chain's head.
+- when the record settles the revision (promoted, rolled back, failed, reverted, or breached
+  under the guard): the closing files (the card, the whole audit chain, the report), the run
+  ended (FINISHED, FAILED or KILLED), and the registered model version, if named, tagged
+  with the outcome and the chain's head;
+- after a promotion, the guard's records (warnings, breaches, hourly attestations) go to the
+  promoted revision's run: its worst cells as ``guard/...`` metrics, its health as a tag.
 
 It never blocks or slows a rollout: a full queue drops the record, a delivery is tried a
 bounded number of times within a deadline, and nothing raises to the caller. Every drop and
@@ -34,10 +36,12 @@ from typing import Any, Protocol
 from fairshift.api.notifications import MLflow, Notification
 from fairshift.evidence.records import (
     AUDIT_HEAD_TAG,
+    BREACHED,
     OUTCOME_TAG,
     ROLLOUT_TAG,
     RUN_STATUS,
     RunKey,
+    follows_candidate,
     is_routine,
     outcome,
     record_artifact_path,
@@ -236,22 +240,22 @@ class MlflowSink:
         return False
 
     def run_key_of(self, delivery: Delivery) -> RunKey | None:
-        """The record's run. A record that ends a rollout without naming its candidate
-        belongs to the candidate before it: remembered, or read from the stored chain."""
+        """The record's run. A record about a promoted candidate that no longer names it
+        (the promotion, the guard's records, a switch back) belongs to the candidate before
+        it: remembered, or read from the stored chain after a restart."""
         rollout = (delivery.namespace, delivery.rollout)
         record = delivery.record
         if record.get("candidateRevision"):
             self._candidates[rollout] = str(record["candidateRevision"])
         previous = self._candidates.get(rollout)
-        ends = outcome(record) is not None
-        if ends and previous is None and self._files is not None:
+        if previous is None and follows_candidate(record) and self._files is not None:
             try:
                 seq = int(record.get("seq") or 0)
                 previous = self._files.candidate_before(*rollout, seq)
             except Exception as error:
                 log.warning("MLflow %s: the candidate is unknown: %s", delivery.name, error)
-        if ends:
-            self._candidates.pop(rollout, None)
+            if previous is not None:
+                self._candidates[rollout] = previous
         return run_key(delivery.namespace, delivery.rollout, record, previous)
 
     def deliver_once(self, delivery: Delivery, key: RunKey) -> None:
@@ -289,6 +293,8 @@ class MlflowSink:
                 ROLLOUT_TAG: f"{delivery.namespace}/{delivery.rollout}",
                 "fairshift.io/run-id": run_id,
             }
+            if ended == BREACHED:  # kept when the switch back later says rolled-back
+                tags["fairshift.io/breached-at"] = str(delivery.record.get("time"))
             tracking.tag_model_version(model.name, model.version, model.alias, tags)
 
     def credentials(self, delivery: Delivery) -> Credentials:

@@ -4,8 +4,9 @@ compliance reviewer, as Markdown and as one self-contained HTML page.
 Built from what the operator stores: the ModelRollout (spec and status) and its audit chain.
 Sections: what the model is; which slices and gates guard it; the current value of every
 gate per slice with its confidence bounds; the decisions so far; the alerts so far (every
-look where a gate warned or failed on a slice); the audit chain's head and whether it
-verifies. The content is built once (:class:`ModelCard`) and rendered twice.
+look where a gate warned or failed on a slice, and the guard's warnings and breaches after
+promotion); the audit chain's head and whether it verifies. The content is built once
+(:class:`ModelCard`) and rendered twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from fairshift.report.timeline import ReportInputError, parse_evidence
 MARKDOWN_NAME = "model-card.md"
 HTML_NAME = "model-card.html"
 ALERT_OUTCOMES = ("fail", "warn")
+GUARD_ALERTS = ("guard-warning", "guard-alert", "guard-breached")
+GUARD_GRADES = ("warning", "breached")
 KEPT_ALERTS = 50
 MESSAGE_CHARS = 200
 
@@ -119,6 +122,9 @@ def identity_section(
         ("Phase", str(status.get("phase") or "–")),
         ("Latest verdict", str(status.get("verdict") or "–")),
     ]
+    guard = status.get("guard") or {}
+    if guard.get("health"):
+        rows.append(("Guard health (live model)", guard_health(guard)))
     for notification in spec.notifications if spec is not None else []:
         settings = notification.mlflow
         if settings is None:
@@ -130,6 +136,14 @@ def identity_section(
             rows.append(("Registered model", f"{model.name} ({which})"))
     text = (spec_problem,) if spec_problem else ()
     return Section("What the model is", text, Table(("", ""), tuple(rows)))
+
+
+def guard_health(guard: Mapping[str, Any]) -> str:
+    since = f" since {guard['since']}" if guard.get("since") else ""
+    return (
+        f"{guard['health']}{since}: {guard.get('looks', 0)} looks, "
+        f"{guard.get('breaches', 0)} breaches"
+    )
 
 
 def bound_text(gate: Gate) -> str:
@@ -153,7 +167,7 @@ def guards_section(spec: ModelRolloutSpec | None) -> Section:
     analysis = spec.analysis
     slices = analysis.slices
     attributes = ", ".join(slices.attributes) or "none (the whole population only)"
-    text = (
+    text: tuple[str, ...] = (
         f"Slices: by {attributes}"
         + (", and their intersections" if slices.intersections and slices.attributes else "")
         + f"; reference group: {slices.reference}; a slice is judged once it has at least "
@@ -162,16 +176,28 @@ def guards_section(spec: ModelRolloutSpec | None) -> Section:
         f"(peeking-safe) confidence sequences; the whole rollout's false-rollback budget is "
         f"alpha = {analysis.alpha:g}.",
     )
+    guard = spec.guard
+    if spec.guarded:
+        text += (
+            f"After promotion the same gates keep judging the live model every {guard.interval}"
+            f" (change detectors with at most one false breach per {guard.false_alarm_days:g} "
+            f"days on average, warnings at one per {guard.warning_days:g} days); an hourly "
+            "record on the audit chain attests that the guard kept looking.",
+        )
+    else:
+        text += ("After promotion no guard watches the live model (spec.guard.enabled: false).",)
     rows = tuple(
         (
             gate.name,
-            gate.metric or f"PromQL: {short(gate.query, 80)}",
+            measured(gate),
             bound_text(gate),
             gate.severity,
+            guard.response(gate) if spec.guarded else "–",
         )
         for gate in analysis.gates
     )
-    return Section("What guards it", text, Table(("Gate", "Measures", "Bound", "Severity"), rows))
+    headers = ("Gate", "Measures", "Bound", "Severity", "On a breach after promotion")
+    return Section("What guards it", text, Table(headers, rows))
 
 
 def latest_evidence(
@@ -230,21 +256,9 @@ def decisions_section(records: Sequence[Mapping[str, Any]]) -> Section:
     return Section("Decisions so far", text, Table(headers, rows))
 
 
-def alerts_section(records: Sequence[Mapping[str, Any]]) -> Section:
-    alerts = [
-        (record, cell)
-        for record in records
-        for cell in record.get("evidence") or []
-        if cell.get("outcome") in ALERT_OUTCOMES
-    ]
-    if not alerts:
-        return Section("Alerts so far", ("No gate has warned or failed on any slice.",))
-    kept = alerts[-KEPT_ALERTS:]
-    text = (
-        f"{len(alerts)} times a gate warned or failed on a slice"
-        + (f"; the latest {len(kept)} are listed." if len(kept) < len(alerts) else "."),
-    )
-    rows = tuple(
+def alerts_of(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """A look's gates that warned or failed on a slice, and a guard alert's worst cells."""
+    rows: list[tuple[str, ...]] = [
         (
             str(record.get("time")),
             str(cell.get("gate")),
@@ -254,10 +268,37 @@ def alerts_section(records: Sequence[Mapping[str, Any]]) -> Section:
             f"{number(cell.get('upper'))}]",
             str(record.get("action")),
         )
-        for record, cell in kept
+        for cell in record.get("evidence") or []
+        if cell.get("outcome") in ALERT_OUTCOMES
+    ]
+    if str(record.get("action")) in GUARD_ALERTS:
+        rows += [
+            (
+                str(record.get("time")),
+                str(cell.get("gate")),
+                str(cell.get("slice")),
+                f"guard {cell.get('grade')}",
+                f"{number(cell.get('estimate'))} (detector at {number(cell.get('level'))} of "
+                "its breach threshold)",
+                str(record.get("action")),
+            )
+            for cell in (record.get("guard") or {}).get("worst") or []
+            if cell.get("grade") in GUARD_GRADES
+        ]
+    return rows
+
+
+def alerts_section(records: Sequence[Mapping[str, Any]]) -> Section:
+    alerts = [row for record in records for row in alerts_of(record)]
+    if not alerts:
+        return Section("Alerts so far", ("No gate has warned or failed on any slice.",))
+    kept = alerts[-KEPT_ALERTS:]
+    text = (
+        f"{len(alerts)} times a gate warned or failed on a slice"
+        + (f"; the latest {len(kept)} are listed." if len(kept) < len(alerts) else "."),
     )
-    headers = ("Time", "Gate", "Slice", "Outcome", "Estimate [bounds]", "Decision")
-    return Section("Alerts so far", text, Table(headers, rows))
+    headers = ("Time", "Gate", "Slice", "Outcome", "Estimate", "Decision")
+    return Section("Alerts so far", text, Table(headers, tuple(kept)))
 
 
 def audit_section(
