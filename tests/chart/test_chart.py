@@ -198,6 +198,7 @@ def test_dashboard_plots_gates_with_bounds_weights_decisions_and_phases() -> Non
         "fairshift_canary_weight",
         "fairshift_decisions_total",
         "fairshift_rollouts",
+        "fairshift_guard_health",
     ):
         assert metric in text, metric
     variables = {v["name"] for v in dashboard["templating"]["list"]}

@@ -227,3 +227,18 @@ class TestForget:
     def test_forgetting_an_unknown_rollout_is_harmless(self, metrics: OperatorMetrics) -> None:
         metrics.forget("ns", "never-seen")
         assert value(metrics, "fairshift_rollouts", phase="Idle") == 0
+
+
+def test_the_guard_health_is_a_state_set_and_goes_with_the_rollout() -> None:
+    metrics = OperatorMetrics(new_registry())
+    metrics.observe_guard("lending", "credit-scorer", "Breached", 2)
+    value = metrics.registry.get_sample_value
+    labels = {"namespace": "lending", "rollout": "credit-scorer"}
+    assert value("fairshift_guard_health", {**labels, "health": "Breached"}) == 1
+    assert value("fairshift_guard_health", {**labels, "health": "Healthy"}) == 0
+    assert value("fairshift_guard_breaches", labels) == 2
+    metrics.observe_guard("lending", "credit-scorer", "Healthy", 2)
+    assert value("fairshift_guard_health", {**labels, "health": "Breached"}) == 0
+    metrics.forget("lending", "credit-scorer")
+    assert value("fairshift_guard_health", {**labels, "health": "Healthy"}) is None
+    assert value("fairshift_guard_breaches", labels) is None

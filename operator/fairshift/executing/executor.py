@@ -212,6 +212,13 @@ class Reconciler:
         self.deps.telemetry.observe_rollout(
             rollout.namespace, rollout.name, status["phase"], status["canaryWeight"]
         )
+        guard = plan.status.guard
+        self.deps.telemetry.observe_guard(
+            rollout.namespace,
+            rollout.name,
+            guard.health.value if guard is not None else None,
+            guard.breaches if guard is not None else 0,
+        )
         return Result(status, plan.events, plan.next_check)
 
     def append(self, rollout: Rollout, plan: Plan, payload: Mapping[str, Any]) -> Mapping[str, Any]:

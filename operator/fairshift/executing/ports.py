@@ -97,6 +97,10 @@ class Telemetry(Protocol):
         self, namespace: str, rollout: str, evidence: Sequence[GateEvidence]
     ) -> None: ...
 
+    def observe_guard(
+        self, namespace: str, rollout: str, health: str | None, breaches: int
+    ) -> None: ...
+
     def count_decision(self, action: str, reason: str) -> None: ...
 
     def count_error(self, namespace: str, rollout: str, kind: str) -> None: ...
@@ -142,6 +146,11 @@ class NullTelemetry:
         return None
 
     def observe_gates(self, namespace: str, rollout: str, evidence: Sequence[GateEvidence]) -> None:
+        return None
+
+    def observe_guard(
+        self, namespace: str, rollout: str, health: str | None, breaches: int
+    ) -> None:
         return None
 
     def count_decision(self, action: str, reason: str) -> None:

@@ -31,7 +31,7 @@ from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from fairshift.api.status import Phase
+from fairshift.api.status import Health, Phase
 
 RolloutId = tuple[str, str]
 GateSeries = tuple[str, str]  # (gate, slice)
@@ -54,6 +54,9 @@ class GateEvidenceLike(Protocol):
 
     @property
     def upper(self) -> float | None: ...
+
+
+HEALTHS = tuple(h.value for h in Health)
 
 
 def new_registry() -> CollectorRegistry:
@@ -91,6 +94,18 @@ class OperatorMetrics:
         self.canary_weight = Gauge(
             "fairshift_canary_weight",
             "Percent of live traffic routed to the candidate.",
+            rollout,
+            registry=registry_,
+        )
+        self.guard_health = Gauge(
+            "fairshift_guard_health",
+            "1 for the guarded model's current health (Healthy, Warning, Breached, Degraded).",
+            [*rollout, "health"],
+            registry=registry_,
+        )
+        self.guard_breaches = Gauge(
+            "fairshift_guard_breaches",
+            "Guard breaches of the promoted model since its promotion.",
             rollout,
             registry=registry_,
         )
@@ -145,6 +160,21 @@ class OperatorMetrics:
             self._phases[(namespace, rollout)] = text_of(phase)
             self._publish_phases()
         self.canary_weight.labels(namespace, rollout).set(canary_weight)
+
+    def observe_guard(
+        self, namespace: str, rollout: str, health: str | None, breaches: int
+    ) -> None:
+        """The guard's health as a state set (one series per health, the current one 1);
+        ``health`` None when the rollout is not guarded (its series are removed)."""
+        for state in HEALTHS:
+            if health is None:
+                remove_quietly(self.guard_health, (namespace, rollout, state))
+            else:
+                self.guard_health.labels(namespace, rollout, state).set(int(state == health))
+        if health is None:
+            remove_quietly(self.guard_breaches, (namespace, rollout))
+        else:
+            self.guard_breaches.labels(namespace, rollout).set(breaches)
 
     def observe_gates(
         self, namespace: str, rollout: str, evidence: Iterable[GateEvidenceLike]
@@ -203,6 +233,7 @@ class OperatorMetrics:
             gate_series = self._gate_series.pop(key, set())
             error_kinds = self._error_kinds.pop(key, set())
         remove_quietly(self.canary_weight, key)
+        self.observe_guard(namespace, rollout, None, 0)
         for series in gate_series:
             self._remove_gate_series(namespace, rollout, series)
         for kind in error_kinds:
