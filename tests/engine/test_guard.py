@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fairshift.api.analysis import Gate, Slices
 from fairshift.engine.counts import BinaryCounts, Histogram, VersionCounts, slice_key
@@ -383,3 +385,36 @@ def test_a_fifteen_to_twenty_percent_shift_for_one_group_is_caught_within_hours(
                 break
         else:
             pytest.fail(f"seed {seed}: the shift was not caught within 6 hours")
+
+
+COUNTS = st.floats(min_value=0.0, max_value=1e6, allow_nan=False)
+
+
+@st.composite
+def binary_counts(draw: st.DrawFn) -> BinaryCounts:
+    tp, fp, fn, tn = (draw(COUNTS) for _ in range(4))
+    labelled = tp + fp + fn + tn
+    predictions = labelled + draw(COUNTS)
+    selected = draw(st.floats(min_value=0.0, max_value=predictions))
+    return BinaryCounts(predictions=predictions, selected=selected, tp=tp, fp=fp, fn=fn, tn=tn)
+
+
+GUARDED = (
+    gate(**EQUAL_OPPORTUNITY),
+    gate(name="four-fifths", metric="disparate_impact", min=0.8),
+    gate(name="impact", metric="disparate_impact", maxDecrease=0.05),
+    gate(name="accuracy", metric="accuracy", maxDecrease=0.02),
+    gate(name="fpr", metric="fpr", max=0.3),
+)
+
+
+@settings(max_examples=60)
+@given(st.dictionaries(st.sampled_from(["F", "M", "X"]), binary_counts(), max_size=3))
+def test_any_counts_give_a_verdict_never_an_exception(cells: dict[str, BinaryCounts]) -> None:
+    plan = sex_plan(*GUARDED)
+    looked = plan.look(plan.initial_state(), by_sex(cells))
+    assert {c.key for c in looked.cells} == {c.key for c in plan.cells}
+    for values in looked.state.cells.values():
+        assert all(math.isfinite(v) and v >= 0.0 for v in values.values())
+    for cell in looked.cells:
+        assert cell.judged or cell.reason

@@ -292,36 +292,56 @@ class GuardPlan:
         Cells of ``state`` that the plan does not hold are dropped; planned cells missing
         from it start afresh.
         """
-        measured = self._measure(increment)
+        measured, failures = self._measure(increment)
         next_cells: dict[str, dict[str, float]] = {}
         health: list[CellHealth] = []
         for cell in self.cells:
-            previous = dict(state.cells.get(cell.key) or _fresh_cell(cell, self.policy.shifts))
-            values, report = self._judge(cell, previous, measured.get(cell.key))
+            fresh = _fresh_cell(cell, self.policy.shifts)
+            stored = state.cells.get(cell.key, {})
+            previous = {name: stored.get(name, 0.0) for name in fresh}
+            m = measured.get(cell.key)
+            why_not = failures.get(cell.gate.name) or self._why_not_judged(m)
+            values, report = self._judge(cell, previous, m, why_not)
             next_cells[cell.key] = values
             health.append(report)
         return GuardLook(GuardState(next_cells), tuple(health))
 
-    def _measure(self, increment: VersionCounts) -> dict[str, Measurement]:
+    def _measure(self, increment: VersionCounts) -> tuple[dict[str, Measurement], dict[str, str]]:
+        """Every gate's measurements of the look, and the gates that could not be measured."""
         live = population(increment, self.slices)
         found: dict[str, Measurement] = {}
+        failures: dict[str, str] = {}
         for gate in self.gates:
-            for m in measure_gate(
-                gate,
-                self.slices,
-                self.reference,
-                increment,
-                populations=(self.reference_population, live),
-            ):
+            try:
+                measured = measure_gate(
+                    gate,
+                    self.slices,
+                    self.reference,
+                    increment,
+                    populations=(self.reference_population, live),
+                )
+            except (ValueError, ArithmeticError) as error:
+                failures[gate.name] = f"the look could not be measured: {error}"
+                continue
+            for m in measured:
                 found[cell_key(gate.name, m.slice)] = m
-        return found
+        return found, failures
+
+    def _why_not_judged(self, m: Measurement | None) -> str | None:
+        if m is None:
+            return "no decisions of this slice in the look"
+        why_not = sufficient(m, self.slices.min_samples)
+        if why_not is None and not _usable(m.estimate, m.variance):
+            why_not = "the measurement has no usable estimate and variance"
+        return why_not
 
     def _judge(
-        self, cell: GuardedCell, values: dict[str, float], m: Measurement | None
+        self,
+        cell: GuardedCell,
+        values: dict[str, float],
+        m: Measurement | None,
+        why_not: str | None,
     ) -> tuple[dict[str, float], CellHealth]:
-        why_not = "no decisions of this slice in the look" if m is None else None
-        if m is not None:
-            why_not = sufficient(m, self.slices.min_samples)
         if m is not None and why_not is None:
             values = _advance(cell, values, m, self.policy.shifts)
         level = _level(cell, values, self.policy.shifts) / self.breach_log_threshold
@@ -344,6 +364,16 @@ class GuardPlan:
         )
 
 
+def _usable(estimate: float | None, variance: float | None) -> bool:
+    return (
+        estimate is not None
+        and variance is not None
+        and math.isfinite(estimate)
+        and math.isfinite(variance)
+        and variance > 0.0
+    )
+
+
 def _fresh_cell(cell: GuardedCell, shifts: Sequence[float]) -> dict[str, float]:
     values = {shift_key(side, s): 0.0 for side in cell.sides for s in shifts}
     values[LOOKS_KEY] = 0.0
@@ -358,6 +388,9 @@ def _advance(
     low, high = m.acceptable
     stepped = dict(values)
     for side in cell.sides:
+        boundary = high if side == "upper" else low
+        if not math.isfinite(boundary):
+            continue  # this look's region is open on that side: no evidence against it
         excess = m.estimate - high if side == "upper" else low - m.estimate
         for s in shifts:
             name = shift_key(side, s)
