@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: help install test unit lint instrument-check crds crds-check e2e chart rbac-probe docker-lint docker-test bench bench-quick bench-scale-quick demo
+.PHONY: help install test unit lint instrument-check crds crds-check e2e chart rbac-probe docker-lint docker-test bench bench-quick bench-scale-quick bench-guard-quick demo
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ bench:  ## decision quality against the peers' rules (writes docs/benchmarks.md)
 
 bench-quick:  ## a few seeds of the decision benchmark (CI smoke, not a timed test)
 	$(PYTHON) -m bench.decisions --quick
+
+bench-guard-quick:  ## a fair model and a few drifts through the continuous guard (CI smoke)
+	$(PYTHON) -m bench.guard --quick
 
 bench-scale-quick:  ## a few rollouts on the real control plane (CI smoke, not a timed test)
 	$(PYTHON) -m bench.scale --quick

@@ -1,0 +1,1 @@
+"""The continuous guard's benchmark: false alarms per model-year and detection delays."""
