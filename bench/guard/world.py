@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from fairshift.api.spec import Gate, Slices
+from fairshift.api.analysis import Gate, Slices
 
 FloatArray = npt.NDArray[np.float64]
 
