@@ -5,7 +5,7 @@ version weight times cell share times 30 s); each request's (label, decision) pa
 multinomial draw over (tp, fn, fp, tn); its score falls in one of ten buckets (drawn
 independently of the decision); each version's requests fall in latency buckets. A share
 ``LABEL_SHARE`` of requests gets a label, ``LABEL_DELAY`` intervals later. Cumulative sums of
-these arrays are what ``increase(...[age])`` returns to the operator.
+these arrays are what the operator's counter readings (at the step's start and now) return.
 """
 
 from __future__ import annotations

@@ -325,15 +325,16 @@ def page(
         "### Slices",
         "",
         "Same N, more slice values: the queries per analysis stay the same (one query per "
-        "series and version, grouped by the slice labels); only the answers grow.",
+        "series for both versions); only the answers grow.",
         "",
         main_table(sorted(slices, key=lambda r: r.scenario.cells)),
         "",
         'Columns: *analysing* is the operator\'s `fairshift_rollouts{phase="Canary"}`; '
         "*reconciles* and *analyses* come from `fairshift_reconcile_duration_seconds_count` and "
         "`fairshift_decisions_total` (one hold decision per analysis); *queries* from "
-        "`fairshift_prometheus_queries_total`. An analysis is 10 queries (5 series x stable and "
-        "candidate). Reconcile latency is the reconciler only (the status patch kopf sends "
+        "`fairshift_prometheus_queries_total`. An analysis is 5 queries (one per series for both "
+        "versions; 10 before fairshift read both versions in one query). Reconcile latency is "
+        "the reconciler only (the status patch kopf sends "
         "afterwards is not in it).",
     ]
     if profile:
