@@ -9,8 +9,8 @@ warning cells are flagged by Benjamini-Hochberg (e-BH on anytime e-values when s
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 from fairshift.api.analysis import Analysis, Gate
 from fairshift.api.status import GateEvidence, Outcome
@@ -19,6 +19,7 @@ from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_
 from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
 from fairshift.engine.harm import Measurement, Population, measure_gate, population
 from fairshift.engine.intervals import ConfidenceInterval
+from fairshift.engine.ledger import Budget, fail_log_e_values
 from fairshift.engine.measures.base import is_relative
 
 FAILING = (Outcome.FAIL, Outcome.WARN)
@@ -60,6 +61,7 @@ class Evaluation:
 
     cells: tuple[CellResult, ...]
     gates: tuple[Gate, ...]
+    budget: Budget = field(default_factory=Budget)
 
     def of_gate(self, gate: Gate) -> list[CellResult]:
         return [c for c in self.cells if c.gate.name == gate.name]
@@ -364,11 +366,15 @@ def evaluate(
     single_look: bool = False,
     gates: Sequence[Gate] | None = None,
     refine: Callable[[Measurement], Measurement] | None = None,
+    carried: Mapping[str, float] | None = None,
 ) -> Evaluation:
     """Measure and judge every gate on every slice.
 
     ``refine`` may replace a measurement before inference (the offline gate's paired tests,
-    when both files decided the same rows).
+    when both files decided the same rows). ``carried`` is the candidate revision's ledger
+    from its closed analysis windows (``Evaluation.budget.folded()`` of the last look of each,
+    see ``engine.ledger``): critical cells then fail on the evidence of every window together,
+    so the whole lifecycle shares one false-rollback budget.
     """
     chosen = tuple(gates if gates is not None else analysis.gates)
     s_like, c_like = comparable(stable, candidate)
@@ -391,9 +397,37 @@ def evaluate(
     cells = apply_warning_fdr(cells, analysis.alpha, single_look)
     if single_look:
         cells = apply_holm(cells, analysis.alpha)
+    budget = Budget()
     if not single_look:  # the offline gate reports groups a file lost on its own
+        cells, budget = apply_ledger(cells, carried or {})
         cells.extend(sample_ratio_cells(stable, candidate, analysis))
-    return Evaluation(tuple(cells), chosen)
+    return Evaluation(tuple(cells), chosen, budget)
+
+
+def apply_ledger(
+    cells: list[CellResult], carried: Mapping[str, float]
+) -> tuple[list[CellResult], Budget]:
+    """Critical cells judged on the evidence carried from closed windows plus this one's."""
+    current: dict[str, float] = {}
+    thresholds: dict[str, float] = {}
+    judged = list(cells)
+    for index, cell in enumerate(cells):
+        if not cell.critical or cell.outcome in (Outcome.INSUFFICIENT, Outcome.NO_DATA):
+            continue
+        values = fail_log_e_values(cell.measurement, cell.alpha)
+        current.update(values)
+        thresholds.update({key: math.log(1.0 / cell.alpha) for key in values})
+        if not any(key in carried for key in values):
+            continue  # nothing carried: this window's confidence sequence decides
+        budget = Budget(carried, values, thresholds)
+        if any(budget.crossed(key) for key in values):
+            reason = "the evidence of every analysis window of this revision crossed the bound"
+            judged[index] = CellResult(
+                cell.measurement, cell.lower, cell.upper, Outcome.FAIL, reason, cell.alpha
+            )
+        elif cell.outcome is Outcome.FAIL:
+            judged[index] = replace_outcome(cell, Outcome.PENDING)
+    return judged, Budget(carried, current, thresholds)
 
 
 SAMPLE_RATIO_GATE = Gate(
