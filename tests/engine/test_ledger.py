@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from fairshift.api.spec import Analysis
+from fairshift.api.analysis import Analysis
 from fairshift.api.status import Outcome
 from fairshift.engine import sequential
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key

@@ -119,6 +119,22 @@ class GuardStatus(Model):
     escalation: Escalation | None = None
 
 
+class AlphaLedger(Model):
+    """One false-rollback budget per candidate revision, across its analysis windows.
+
+    Keyed ``gate/slice/side``: the natural log of each critical cell's fail-side e-value.
+    ``carried`` holds the closed windows' evidence (passed to the engine as ``carried``),
+    ``current`` the latest look's (``Evaluation.budget.folded()``); when the analysis window
+    restarts, ``current`` becomes ``carried``; a new candidate revision starts empty.
+    """
+
+    revision: str | None = None
+    windows: int = 0  # closed analysis windows folded into carried
+    carried: dict[str, float] = Field(default_factory=dict)
+    current: dict[str, float] = Field(default_factory=dict)
+    budget_used: float = Field(default=0.0, ge=0.0, le=1.0)  # of the rollback threshold
+
+
 class GateEvidence(Model):
     """The numbers behind one gate on one slice."""
 
@@ -197,4 +213,5 @@ class ModelRolloutStatus(Model):
     audit_head: str | None = None
     audit_seq: int = 0
     guard: GuardStatus | None = None
+    alpha_ledger: AlphaLedger | None = None
     killed: Kill | None = None
