@@ -18,8 +18,8 @@ from fairshift.commands.actions import ACTION_ANNOTATION, new_request, refusal
 from fairshift.commands.audit import chain_problems
 from fairshift.commands.exitcodes import ExitCode
 from fairshift.engine.audit import chain_record
-from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY
-from fairshift.k8s.cli_access import AuditTrail, context_namespace
+from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, AuditTrail
+from fairshift.k8s.cli_access import context_namespace
 from fairshift.k8s.errors import Conflict, Forbidden, KubeError
 from fairshift.planning.actions import allowed
 from tests.commands.conftest import Runner, build_parser

@@ -119,7 +119,8 @@ class TestBound:
 
         data = objects.stored(*KEY)["data"]
         records = store.read_records(NS, ROLLOUT)
-        dropped, last_dropped = store.truncation(NS, ROLLOUT)
+        trail = store.trail(NS, ROLLOUT)
+        dropped, last_dropped = trail.dropped, trail.dropped_last
         assert len(data[RECORDS_KEY].encode()) <= 700
         assert records[-1]["event"] == "event-9"
         assert dropped == 10 - len(records) == int(data[DROPPED_KEY])

@@ -58,6 +58,24 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"  # cannot be evaluated here (e.g. a PromQL gate offline)
 
 
+OUTCOME_RANK: dict[Outcome, int] = {
+    outcome: rank
+    for rank, outcome in enumerate(
+        (
+            Outcome.FAIL,
+            Outcome.WARN,
+            Outcome.NO_DATA,
+            Outcome.INCONCLUSIVE,
+            Outcome.PENDING,
+            Outcome.INSUFFICIENT,
+            Outcome.SKIPPED,
+            Outcome.PASS,
+        )
+    )
+}
+"""Outcomes from the most to the least alarming: status, Events and messages sort by it."""
+
+
 class Health(StrEnum):
     """How a guarded model is doing (``status.guard.health``)."""
 

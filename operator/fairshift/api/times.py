@@ -21,6 +21,11 @@ def format_time(when: datetime) -> str:
     return when.astimezone(UTC).strftime(TIME_FORMAT)
 
 
+def format_micro_time(when: datetime) -> str:
+    """``when`` as a Kubernetes MicroTime (an Event's ``eventTime``): microseconds, ``Z``."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def parse_time(text: str | datetime | None) -> datetime | None:
     """A timestamp written by ``format_time`` (or any RFC 3339 time) as an aware datetime."""
     if text is None or text == "":

@@ -26,7 +26,8 @@ from fairshift.commands.views import short_hash
 from fairshift.engine.audit import verify_chain
 
 if TYPE_CHECKING:
-    from fairshift.k8s.cli_access import AuditTrail, RolloutAccess
+    from fairshift.k8s.auditstore import AuditTrail
+    from fairshift.k8s.cli_access import RolloutAccess
 
 
 def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[str], str]:

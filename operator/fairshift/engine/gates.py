@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from fairshift.api.analysis import Analysis, Gate
-from fairshift.api.status import GateEvidence, Outcome
+from fairshift.api.status import OUTCOME_RANK, GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
 from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_ratios
 from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
@@ -23,16 +23,7 @@ from fairshift.engine.ledger import Budget, fail_log_e_values
 from fairshift.engine.measures.base import is_relative
 
 FAILING = (Outcome.FAIL, Outcome.WARN)
-SEVERITY_ORDER = {
-    Outcome.FAIL: 0,
-    Outcome.WARN: 1,
-    Outcome.NO_DATA: 2,
-    Outcome.INCONCLUSIVE: 3,
-    Outcome.PENDING: 4,
-    Outcome.INSUFFICIENT: 5,
-    Outcome.SKIPPED: 6,
-    Outcome.PASS: 7,
-}
+SEVERITY_ORDER = OUTCOME_RANK
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
+
+from fairshift.api.times import parse_time
 
 TAG_PREFIX = "fairshift.io/"
 ROLLOUT_TAG = TAG_PREFIX + "rollout"
@@ -109,10 +110,8 @@ def timestamp_ms(record: Mapping[str, Any]) -> int:
     text = str(record.get("time") or "")
     if not text:
         return 0
-    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    parsed = parse_time(text)
+    return 0 if parsed is None else int(parsed.timestamp() * 1000)
 
 
 def number(value: Any) -> float | None:

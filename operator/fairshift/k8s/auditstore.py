@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fairshift.api.names import audit_configmap_name
+from fairshift.engine.audit import GENESIS_HASH
 from fairshift.k8s.errors import Conflict
 from fairshift.k8s.store import CONFLICT_ATTEMPTS, ObjectStore, require_owned
 
@@ -35,9 +37,43 @@ def encode_record(record: Mapping[str, Any]) -> str:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def parse_lines(text: str) -> list[Record]:
-    """The records of a JSON-lines text; blank lines are skipped."""
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+UNREADABLE = "unreadable"  # the key of a stored line that is not a JSON object
+
+
+@dataclass(frozen=True)
+class AuditTrail:
+    """A rollout's stored audit records, oldest first, and what was trimmed before them."""
+
+    records: list[dict[str, Any]]
+    dropped: int = 0
+    dropped_last: dict[str, Any] | None = None
+
+    @property
+    def unreadable(self) -> list[int]:
+        """Positions of stored lines that were not JSON objects (see ``parse_record``)."""
+        return [i for i, record in enumerate(self.records) if set(record) == {UNREADABLE}]
+
+    @property
+    def first_prev_hash(self) -> str:
+        """The hash the oldest kept record must follow (genesis when nothing was trimmed)."""
+        if self.dropped_last is None:
+            return GENESIS_HASH
+        return str(self.dropped_last.get("hash"))
+
+
+def parse_record(line: str) -> dict[str, Any]:
+    """One stored record; a line that is not a JSON object becomes ``{"unreadable": line}``,
+    so a verifier reports it in place instead of failing to read the rest."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return {UNREADABLE: line}
+    return record if isinstance(record, dict) else {UNREADABLE: line}
+
+
+def parse_records(text: str) -> list[dict[str, Any]]:
+    """The records of the store's JSON lines, oldest first (blank lines skipped)."""
+    return [parse_record(line) for line in text.splitlines() if line.strip()]
 
 
 def bounded(lines: Sequence[str], max_bytes: int) -> tuple[list[str], list[str]]:
@@ -81,17 +117,18 @@ class AuditStore:
 
     def read_records(self, namespace: str, rollout: str) -> list[Record]:
         """The stored records, oldest first (after any truncation)."""
-        found = self._objects.get("v1", "ConfigMap", namespace, audit_configmap_name(rollout))
-        if found is None:
-            return []
-        return parse_lines((found.get("data") or {}).get(RECORDS_KEY, ""))
+        return self.trail(namespace, rollout).records
 
-    def truncation(self, namespace: str, rollout: str) -> tuple[int, Record | None]:
-        """How many records were dropped, and the last one dropped (None if none was)."""
+    def trail(self, namespace: str, rollout: str) -> AuditTrail:
+        """One read of the ConfigMap: the records and what was trimmed before them."""
         found = self._objects.get("v1", "ConfigMap", namespace, audit_configmap_name(rollout))
         data = (found or {}).get("data") or {}
         last = data.get(DROPPED_LAST_KEY)
-        return int(data.get(DROPPED_KEY) or 0), json.loads(last) if last else None
+        return AuditTrail(
+            records=parse_records(data.get(RECORDS_KEY, "")),
+            dropped=int(data.get(DROPPED_KEY) or 0),
+            dropped_last=parse_record(last) if last else None,
+        )
 
     def _append_once(
         self,

@@ -8,7 +8,6 @@ which is the CLI's default namespace (``default`` when the context names none).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,37 +16,13 @@ from typing import Any, Protocol
 from kubernetes import config
 from kubernetes.config.config_exception import ConfigException
 
-from fairshift.api.names import audit_configmap_name
-from fairshift.engine.audit import GENESIS_HASH
-from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, RECORDS_KEY
+from fairshift.k8s.auditstore import AuditStore, AuditTrail
 from fairshift.k8s.client import make_kube_objects
 from fairshift.k8s.objects import ObjectStore
 from fairshift.k8s.rollouts import Rollouts
 
 DEFAULT_NAMESPACE = "default"
-UNREADABLE = "unreadable"  # the key of a stored line that is not a JSON object
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-
-
-@dataclass(frozen=True)
-class AuditTrail:
-    """A rollout's stored audit records, oldest first, and what was trimmed before them."""
-
-    records: list[dict[str, Any]]
-    dropped: int = 0
-    dropped_last: dict[str, Any] | None = None
-
-    @property
-    def unreadable(self) -> list[int]:
-        """Positions of stored lines that were not JSON objects (see ``parse_record``)."""
-        return [i for i, record in enumerate(self.records) if set(record) == {UNREADABLE}]
-
-    @property
-    def first_prev_hash(self) -> str:
-        """The hash the oldest kept record must follow (genesis when nothing was trimmed)."""
-        if self.dropped_last is None:
-            return GENESIS_HASH
-        return str(self.dropped_last.get("hash"))
 
 
 class RolloutAccess(Protocol):
@@ -96,29 +71,7 @@ class ClusterAccess:
 
     def audit_trail(self, namespace: str, name: str) -> AuditTrail:
         """One read of the ConfigMap, so records and trim marker are consistent."""
-        found = self._objects.get("v1", "ConfigMap", namespace, audit_configmap_name(name))
-        data = (found or {}).get("data") or {}
-        last = data.get(DROPPED_LAST_KEY)
-        return AuditTrail(
-            records=parse_records(data.get(RECORDS_KEY, "")),
-            dropped=int(data.get(DROPPED_KEY) or 0),
-            dropped_last=parse_record(last) if last else None,
-        )
-
-
-def parse_record(line: str) -> dict[str, Any]:
-    """One stored record; a line that is not a JSON object becomes ``{"unreadable": line}``,
-    so a verifier reports it in place instead of failing to read the rest."""
-    try:
-        record = json.loads(line)
-    except ValueError:
-        return {UNREADABLE: line}
-    return record if isinstance(record, dict) else {UNREADABLE: line}
-
-
-def parse_records(text: str) -> list[dict[str, Any]]:
-    """The records of the store's JSON lines, oldest first (blank lines skipped)."""
-    return [parse_record(line) for line in text.splitlines() if line.strip()]
+        return AuditStore(self._objects).trail(namespace, name)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from fairshift.api.times import format_micro_time, format_time
 from fairshift.k8s.store import ObjectStore
 
 COMPONENT = "fairshift"
@@ -64,8 +65,8 @@ def event_body(
     instance: str,
 ) -> dict[str, Any]:
     """The core/v1 Event object."""
-    stamp = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    micro = when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = format_time(when)
+    micro = format_micro_time(when)
     name = f"{involved_object['name']}.{int(when.timestamp() * 1e9):x}"
     reference = {
         key: involved_object[key]

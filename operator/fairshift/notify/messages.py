@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Literal
 
+from fairshift.api.status import OUTCOME_RANK, Outcome
+
 Kind = Literal["pause", "rollback", "promotion", "failure"]
 Payload = dict[str, Any]
 
@@ -48,7 +50,6 @@ HEADLINES: Mapping[Kind, tuple[str, str]] = {
     "failure": (":x:", "failed"),
 }
 
-OUTCOME_ORDER = ("fail", "warn", "inconclusive", "no-data", "insufficient", "pending", "pass")
 SLACK_TEXT_LIMIT = 2900  # Slack refuses section texts over 3000 characters
 
 
@@ -131,8 +132,10 @@ def generic_payload(event: DecisionEvent) -> Payload:
 
 def outcome_rank(item: Mapping[str, Any]) -> tuple[int, int]:
     """Sort key: failures first, then warnings...; critical before warning gates."""
-    outcome = str(item.get("outcome", ""))
-    rank = OUTCOME_ORDER.index(outcome) if outcome in OUTCOME_ORDER else len(OUTCOME_ORDER)
+    try:
+        rank = OUTCOME_RANK[Outcome(str(item.get("outcome", "")))]
+    except ValueError:
+        rank = len(OUTCOME_RANK)
     return rank, 0 if item.get("severity") == "critical" else 1
 
 

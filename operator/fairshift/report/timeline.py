@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
+from fairshift.api import times
 from fairshift.api.status import GateEvidence
 
 
@@ -58,10 +59,12 @@ class ReportData:
 def parse_time(value: Any) -> datetime:
     """An RFC 3339 time (``Z`` or an offset); naive times are taken as UTC."""
     try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        parsed = times.parse_time(value)
+    except (ValueError, TypeError):
         raise ReportInputError(f"not an RFC 3339 time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if parsed is None:
+        raise ReportInputError(f"not an RFC 3339 time: {value!r}")
+    return parsed
 
 
 def parse_evidence(items: Any, where: str) -> tuple[GateEvidence, ...]:
