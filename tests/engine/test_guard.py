@@ -238,6 +238,18 @@ def test_a_missing_slice_is_reported_not_judged() -> None:
     assert cell.reason == "no decisions of this slice in the look"
 
 
+def test_a_look_with_negative_counts_is_not_judged_and_moves_nothing() -> None:
+    """A reset subtracted as a plain difference: the men's counts went "down" by 500."""
+    plan = sex_plan(
+        gate(**EQUAL_OPPORTUNITY), gate(name="acc", metric="accuracy", maxDecrease=0.02)
+    )
+    drifted = plan.look(plan.initial_state(), expected_version(2000.0, tpr={"F": 0.7})).state
+    broken = by_sex({"F": expected_cell(800.0, tpr=0.3), "M": expected_cell(-500.0)})
+    looked = plan.look(drifted, broken)
+    assert looked.state == drifted
+    assert all(not c.judged and "sex=M" in c.reason for c in looked.cells)
+
+
 def test_a_traffic_mix_shift_over_the_day_never_alarms() -> None:
     """Each look is fair (disparate impact 1.11 by day, 1.15 by night) while the counts
     pooled over the day are not (about 1.5): only the pooled view would alarm."""

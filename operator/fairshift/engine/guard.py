@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -292,7 +292,8 @@ class GuardPlan:
         Cells of ``state`` that the plan does not hold are dropped; planned cells missing
         from it start afresh.
         """
-        measured, failures = self._measure(increment)
+        negative = negative_counts(increment)
+        measured, failures = ({}, {}) if negative else self._measure(increment)
         next_cells: dict[str, dict[str, float]] = {}
         health: list[CellHealth] = []
         for cell in self.cells:
@@ -300,7 +301,7 @@ class GuardPlan:
             stored = state.cells.get(cell.key, {})
             previous = {name: stored.get(name, 0.0) for name in fresh}
             m = measured.get(cell.key)
-            why_not = failures.get(cell.gate.name) or self._why_not_judged(m)
+            why_not = negative or failures.get(cell.gate.name) or self._why_not_judged(m)
             values, report = self._judge(cell, previous, m, why_not)
             next_cells[cell.key] = values
             health.append(report)
@@ -362,6 +363,23 @@ class GuardPlan:
             acceptable=(-math.inf, math.inf) if m is None else m.acceptable,
             samples=0.0 if m is None else m.candidate_samples,
         )
+
+
+def negative_counts(increment: VersionCounts) -> str | None:
+    """Why an increment cannot be judged because a count in it is negative, or None.
+
+    Counts between two readings are never negative (a reset counts only the new reading);
+    a negative one means cumulative readings were subtracted without that rule.
+    """
+    for key, cell in increment.cells.items():
+        if min(astuple(cell)) < 0.0:
+            return (
+                f"the look's counts for {slice_name(key)} are negative: a counter reset must "
+                "count only the new reading"
+            )
+    if increment.requests < 0.0 or increment.errors < 0.0:
+        return "the look's request or error count is negative"
+    return None
 
 
 def _usable(estimate: float | None, variance: float | None) -> bool:
