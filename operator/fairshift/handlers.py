@@ -37,7 +37,7 @@ from fairshift.k8s.events import EventPoster
 from fairshift.k8s.objects import KubeObjects
 from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.secrets import SecretReader
-from fairshift.k8s.workloads import Workloads
+from fairshift.k8s.workloads import Workloads, merge_patch_between
 from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.metrics.prometheus import PrometheusSources
 from fairshift.notify.fanout import FanOut
@@ -182,14 +182,15 @@ def schedule(memo: kopf.Memo, rollout: Rollout, result: Result) -> None:
 
 
 def status_patch(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
-    """A merge patch of what changed: new or different keys, and ``None`` for removed ones.
+    """A merge patch of what changed: new or different keys, and ``None`` for removed ones at
+    any depth (a detector state reset to ``{}`` must drop its cells on the API server too).
 
     An unchanged status gives an empty patch, which kopf does not send: idle rollouts cost
     no writes.
     """
-    removed = {key: None for key in old if key not in new}
-    changed = {key: value for key, value in new.items() if old.get(key) != value}
-    return {**removed, **changed}
+    patch = merge_patch_between(old, new)
+    assert isinstance(patch, dict)
+    return patch
 
 
 def post_events(memo: kopf.Memo, body: kopf.Body, events: list[tuple[str, str, str]]) -> None:
