@@ -82,7 +82,7 @@ def test_an_engine_crash_is_an_error_with_an_event_never_a_stuck_rollout(
 ) -> None:
     world = started()
 
-    def crash(*_: Any) -> Any:
+    def crash(*_: Any, **__: Any) -> Any:
         raise ValueError("variance must be positive")
 
     monkeypatch.setattr(analysing, "evaluate", crash)
@@ -140,3 +140,31 @@ def test_the_planner_never_reads_the_clock() -> None:
             call = isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
             if call and node.func.attr in clocks and isinstance(node.func.value, ast.Name):  # type: ignore[union-attr]
                 raise AssertionError(f"{path.name}:{node.lineno} reads the clock")
+
+
+def test_one_budget_per_revision_is_carried_across_analysis_windows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each analysis window hands its evidence to the next, so the whole lifecycle spends
+    one alpha; a new revision starts afresh."""
+    seen: list[dict[str, float]] = []
+    real = analysing.evaluate
+
+    def spy(*args: Any, carried: Any = None, **kwargs: Any) -> Any:
+        seen.append(dict(carried or {}))
+        return real(*args, carried=carried, **kwargs)
+
+    monkeypatch.setattr(analysing, "evaluate", spy)
+    world = started()
+    world.metrics.candidate_tpr = {("F", "old"): 0.79}  # a little worse: evidence, no verdict
+    world.new_revision()
+    world.until(lambda w: w.status.get("currentStep") == 3, limit=40)
+    first_window_last_look = world.status["alphaLedger"]
+    assert first_window_last_look["windows"] == 1 and first_window_last_look["carried"]
+    world.until(lambda w: len(seen) > 0 and seen[-1] == first_window_last_look["carried"], 5)
+    assert seen[0] == {}  # the first window starts with nothing carried
+    assert 0 <= world.status["alphaLedger"]["budgetUsed"] <= 1
+    world.new_revision("model:v3")
+    world.until(lambda w: w.status.get("candidateRevision") != first_window_last_look["revision"])
+    world.until(lambda w: w.status.get("alphaLedger") is not None, limit=10)
+    assert seen[-1] == {}  # a new revision has its own budget

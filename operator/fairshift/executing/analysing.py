@@ -44,8 +44,13 @@ def analyse(
     namespace: str,
     rollout: str,
     window: AnalysisWindow | None,
+    carried: Mapping[str, float] | None = None,
 ) -> AnalysisResult | None:
-    """Counts of both versions over ``window``, judged; None when nothing is due."""
+    """Counts of both versions over ``window``, judged; None when nothing is due.
+
+    ``carried`` is the candidate revision's evidence from its closed analysis windows: the
+    whole lifecycle shares one false-rollback budget.
+    """
     if window is None or spec.analysis is None:
         return None
     source = deps.metrics_for(spec)
@@ -61,7 +66,7 @@ def analyse(
         deps.telemetry.count_error(namespace, rollout, "metrics")
         return AnalysisResult(window, error=str(error), error_kind="metrics")
     try:
-        evaluation = evaluate(spec.analysis, counts.stable, counts.candidate)
+        evaluation = evaluate(spec.analysis, counts.stable, counts.candidate, carried=carried)
     except Exception as error:
         log.exception("the engine could not judge %s/%s", namespace, rollout)
         deps.telemetry.count_error(namespace, rollout, "engine")

@@ -119,6 +119,14 @@ def manual_request(annotations: Mapping[str, str]) -> ManualRequest | None:
         return ManualRequest(action="", id="", malformed=True)
 
 
+def carried_budget(status: ModelRolloutStatus) -> dict[str, float]:
+    """The candidate revision's evidence from its closed windows (none for a new revision)."""
+    ledger = status.alpha_ledger
+    if ledger is None or ledger.revision != status.candidate_revision:
+        return {}
+    return dict(ledger.carried)
+
+
 class Reconciler:
     """One reconcile of one rollout: ``Reconciler(deps).reconcile(rollout, now)``."""
 
@@ -186,7 +194,7 @@ class Reconciler:
         ns, name = rollout.namespace, rollout.name
         window = due_window(spec, status, observed, now)
         if window is not None:
-            return analyse(self.deps, spec, ns, name, window)
+            return analyse(self.deps, spec, ns, name, window, carried_budget(status))
         guard_window = planning_guard.guard_window(spec, status, now)
         if guard_window is not None and status.guard is not None:
             return look(self.deps, spec, ns, name, guard_window, status.guard.state)

@@ -12,7 +12,7 @@ from enum import Enum
 
 from fairshift.api.durations import parse_duration
 from fairshift.api.spec import ModelRolloutSpec
-from fairshift.api.status import ModelRolloutStatus, Phase, Verdict
+from fairshift.api.status import AlphaLedger, ModelRolloutStatus, Phase, Verdict
 from fairshift.api.times import seconds_between
 from fairshift.engine.decision import Action, Decision, StepClock, decide
 from fairshift.engine.gates import Evaluation, evidence
@@ -147,13 +147,27 @@ def error_happening(draft: Draft, result: AnalysisResult) -> Happening | None:
 
 
 def note(draft: Draft, evaluation: Evaluation, decision: Decision) -> None:
-    """The verdict, the worst evidence and a hold record: every look is on the chain."""
+    """The verdict, the worst evidence, the budget and a hold record: every look is on the
+    chain."""
     worst = [evidence(c) for c in evaluation.worst(KEPT_EVIDENCE)]
-    draft.set(verdict=decision.verdict, evidence=worst)
+    draft.set(verdict=decision.verdict, evidence=worst, alpha_ledger=spent(draft, evaluation))
     draft.say(decision.message, decision.reason)
     draft.condition("Analysed", "True", decision.reason, decision.message)
     if decision.action is Action.HOLD:
         record(draft, decision.action.value, decision.reason, decision.message)
+
+
+def spent(draft: Draft, evaluation: Evaluation) -> AlphaLedger:
+    """The revision's budget after this look (carried from closed windows, plus this one)."""
+    before = draft.status.alpha_ledger
+    same = before is not None and before.revision == draft.status.candidate_revision
+    return AlphaLedger(
+        revision=draft.status.candidate_revision,
+        windows=before.windows if same and before is not None else 0,
+        carried=dict(before.carried) if same and before is not None else {},
+        current=evaluation.budget.folded(),
+        budget_used=min(max(evaluation.budget.used, 0.0), 1.0),
+    )
 
 
 def decision_happening(draft: Draft, decision: Decision, on_advance: Event) -> Happening | None:

@@ -62,7 +62,7 @@ def apply(draft: Draft, happening: Happening) -> None:
 def apply_effect(draft: Draft, effect: Effect) -> None:
     status = draft.status
     if effect is Effect.START:
-        draft.set(current_step=None if draft.spec.strategy.shadow else 0)
+        draft.set(current_step=None if draft.spec.strategy.shadow else 0, alpha_ledger=None)
         restart_clocks(draft)
     elif effect is Effect.NEXT_STEP:
         step = status.current_step
@@ -101,7 +101,9 @@ def start_guard(status: ModelRolloutStatus, now: datetime) -> GuardStatus:
 
 
 def restart_clocks(draft: Draft) -> None:
-    """A step (re)starts: new analysis window, no evidence yet, a fresh error count."""
+    """A step (re)starts: new analysis window, no evidence yet, a fresh error count; the
+    closed window's evidence is carried into the revision's budget."""
+    fold_budget(draft)
     draft.set(
         consecutive_errors=0,
         step_started_at=draft.now,
@@ -109,6 +111,18 @@ def restart_clocks(draft: Draft) -> None:
         last_analysis_at=None,
         evidence=[],
         verdict=Verdict.PENDING,
+    )
+
+
+def fold_budget(draft: Draft) -> None:
+    """Close the analysis window in the budget: its last look's evidence becomes carried."""
+    ledger = draft.status.alpha_ledger
+    if ledger is None or not ledger.current:
+        return
+    draft.set(
+        alpha_ledger=ledger.model_copy(
+            update={"carried": dict(ledger.current), "current": {}, "windows": ledger.windows + 1}
+        )
     )
 
 
