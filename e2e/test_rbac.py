@@ -179,7 +179,7 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
         phase = lambda: (k.get("mro", "scorer") or {}).get("status", {}).get("phase")  # noqa: E731
         wait_for(lambda: phase() == "Idle", timeout=120, message="adopted")
         k("set", "image", "deploy/scorer", "model=model:v2")
-        wait_for(lambda: phase() == "Guarding", timeout=180, message="promoted")
+        wait_for(lambda: phase() == "Succeeded", timeout=180, message="promoted")
     except AssertionError as error:
         raise AssertionError(f"{error}\noperator log:\n{output_file.read_text()[-4000:]}") from None
     finally:
