@@ -21,7 +21,7 @@ from tests.commands.fixtures import (
     status_fixture,
     synthetic_chain,
 )
-from tests.evidence.rollout_records import chained, guarded_payloads
+from tests.evidence.rollout_records import chained, guarded_payloads, rollout_payloads
 from tests.fakes import FakeObjects
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,3 +216,10 @@ def test_the_guard_after_promotion_is_on_the_card() -> None:
         "| guard breached | 0.12 (detector at 1.2 of its breach threshold) | guard-breached |"
         in (card)
     )
+
+
+def test_a_look_repeated_by_the_next_transition_is_one_alert_not_two() -> None:
+    records = chained(rollout_payloads(end="rolled"))  # rollback-done repeats the failed look
+    card = card_markdown(build_card("lending/credit-scorer", {}, records, "ok", NOW))
+    assert "1 alert(s): a gate warned or failed on a slice." in card
+    assert f"From the look of {records[-2]['time']}" in card  # when it was taken

@@ -130,7 +130,9 @@ def test_a_rolled_back_candidate_ends_its_run_failed_and_tags_a_numbered_version
     run = server.only_run()
     assert run.status == "FAILED"
     assert run.tags["fairshift.io/outcome"] == "rolled-back"
-    assert run.history("equal-opportunity/sex.female/estimate")[-1] == (8, 0.12)
+    # the rollback's record repeats the failed look: charted once, at the look's seq
+    assert run.history("equal-opportunity/sex.female/estimate")[-1] == (7, 0.12)
+    assert [step for step, _ in run.history("traffic/canary_weight")][-2:] == [7, 8]
     assert server.versions[("credit-scorer", "7")]["fairshift.io/outcome"] == "rolled-back"
 
 

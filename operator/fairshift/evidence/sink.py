@@ -40,6 +40,7 @@ from fairshift.evidence.records import (
     OUTCOME_TAG,
     ROLLOUT_TAG,
     RUN_STATUS,
+    MetricPoint,
     RunKey,
     follows_candidate,
     is_routine,
@@ -149,6 +150,7 @@ class MlflowSink:
         self._experiments: dict[tuple[str, str], str] = {}
         self._runs: dict[tuple[str, str, RunKey], str] = {}
         self._candidates: dict[tuple[str, str], str] = {}
+        self._evidence: dict[tuple[str, str], Any] = {}
 
     # the notifier port ---------------------------------------------------------------------
 
@@ -267,13 +269,26 @@ class MlflowSink:
             run_id = self.run_for(tracking, settings, key)
             if record.get("action") == "retry":
                 tracking.set_status(run_id, "RUNNING")
-            tracking.log(run_id, record_metrics(record), record_tags(record))
+            tracking.log(run_id, self.new_metrics(delivery), record_tags(record))
             ended = outcome(record)
             if not is_routine(record):
                 tracking.log_json(run_id, record, record_artifact_path(record))
                 self.log_files(tracking, run_id, delivery, closing=ended is not None)
             if ended is not None:
                 self.close_run(tracking, run_id, delivery, ended)
+
+    def new_metrics(self, delivery: Delivery) -> list[MetricPoint]:
+        """The record's metrics, less an evidence it only repeats (a transition carries the
+        look that caused it; charting it twice would show a look that never happened)."""
+        rollout, record = (delivery.namespace, delivery.rollout), delivery.record
+        evidence = record.get("evidence") or None
+        repeated = evidence is not None and evidence == self._evidence.get(rollout)
+        if evidence is not None:
+            self._evidence[rollout] = evidence
+        points = record_metrics(record)
+        if repeated:
+            points = [p for p in points if p.key.startswith(("traffic/", "guard/"))]
+        return points
 
     def log_files(self, tracking: Tracking, run_id: str, delivery: Delivery, closing: bool) -> None:
         if self._files is None:

@@ -204,7 +204,7 @@ def latest_evidence(
     records: Sequence[Mapping[str, Any]], status: Mapping[str, Any]
 ) -> tuple[tuple[GateEvidence, ...], str]:
     """The evidence of the newest record that has some, else the status's."""
-    for record in reversed(records):
+    for record in reversed(fresh_looks(records)):
         if record.get("evidence"):
             where = f"record {record.get('seq')}"
             return parse_evidence(record["evidence"], where), f"the look of {record.get('time')}"
@@ -288,13 +288,25 @@ def alerts_of(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return rows
 
 
+def fresh_looks(records: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The records, less those repeating the previous record's evidence (a transition
+    carries the look that caused it, and the next transition the same again)."""
+    fresh, previous = [], None
+    for record in records:
+        evidence = record.get("evidence") or None
+        if evidence is None or evidence != previous or str(record.get("action")) in GUARD_ALERTS:
+            fresh.append(record)
+        previous = evidence or previous
+    return fresh
+
+
 def alerts_section(records: Sequence[Mapping[str, Any]]) -> Section:
-    alerts = [row for record in records for row in alerts_of(record)]
+    alerts = [row for record in fresh_looks(records) for row in alerts_of(record)]
     if not alerts:
         return Section("Alerts so far", ("No gate has warned or failed on any slice.",))
     kept = alerts[-KEPT_ALERTS:]
     text = (
-        f"{len(alerts)} times a gate warned or failed on a slice"
+        f"{len(alerts)} alert(s): a gate warned or failed on a slice"
         + (f"; the latest {len(kept)} are listed." if len(kept) < len(alerts) else "."),
     )
     headers = ("Time", "Gate", "Slice", "Outcome", "Estimate", "Decision")
