@@ -24,7 +24,7 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -258,7 +258,10 @@ class Scenario:
             self.operator = Process("operator", argv, self.tmp / "operator.log", self.env)
         return self.operator.start()
 
-    def start_dataplane(self, rate: float = 250.0, duration: float = 420.0) -> Process:
+    def start_dataplane(
+        self, rate: float = 250.0, duration: float = 420.0, extra: Sequence[str] = ()
+    ) -> Process:
+        """The data plane; ``extra`` are more of its options (e.g. ``--mix``)."""
         argv = [
             sys.executable,
             "-m",
@@ -277,20 +280,25 @@ class Scenario:
             str(duration),
             "--stats-file",
             str(self.stats_file),
+            *extra,
         ]
         self.dataplane = Process("dataplane", argv, self.tmp / "dataplane.log", self.env).start()
         wait_for(self.stats_file.exists, timeout=30, message="data plane stats endpoint")
         return self.dataplane
 
     def start(
-        self, body: Mapping[str, Any], model: Mapping[str, Any] = STABLE_MODEL, rate: float = 250.0
+        self,
+        body: Mapping[str, Any],
+        model: Mapping[str, Any] = STABLE_MODEL,
+        rate: float = 250.0,
+        dataplane_args: Sequence[str] = (),
     ) -> None:
         """Deployment, rollout, operator and data plane; waits until the rollout is Idle and
         the stable model is serving traffic and scraped."""
         self.deploy(model)
         self.apply_rollout(body)
         self.start_operator()
-        self.start_dataplane(rate=rate)
+        self.start_dataplane(rate=rate, extra=dataplane_args)
         self.wait_phase("Idle", timeout=120)
         self.wait_scraped(f"{TARGET}-primary")
 

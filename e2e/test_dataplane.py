@@ -7,6 +7,7 @@ These need no cluster (no ``e2e`` marker): ``python -m pytest e2e/test_dataplane
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 import urllib.request
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 from e2e.dataplane.controller import DataPlaneController, sim_model, template_hash
-from e2e.dataplane.population import ModelBehaviour, person, predict
+from e2e.dataplane.population import MixCycle, ModelBehaviour, person, predict
 from e2e.dataplane.server import ModelServer
 from e2e.dataplane.traffic import routing_of
 from e2e.test_scenarios import INTERSECTION_BIAS
@@ -135,6 +136,26 @@ def test_bad_production_bias_is_refused() -> None:
         ModelBehaviour.from_json('{"production_bias": {"sex=F": {"auc": -0.1}}}')
     with pytest.raises(ValueError, match="production_after_s must not be negative"):
         ModelBehaviour.from_json('{"production_after_s": -1}')
+
+
+def test_a_day_night_mix_moves_one_group_share_and_nothing_else() -> None:
+    mix = MixCycle.parse("age_band=60+:0.05:0.6", period_s=120)
+    assert mix.share(0) == pytest.approx(0.05) and mix.share(60) == pytest.approx(0.6)
+    assert mix.share(120) == pytest.approx(0.05) and mix.share(30) == pytest.approx(0.325)
+    rng = random.Random(7)
+    for elapsed, share in ((0, 0.05), (60, 0.6)):
+        people = [person(mix.draw(rng, elapsed)) for _ in range(4000)]
+        older = sum(p.age_band == "60+" for p in people) / len(people)
+        assert older == pytest.approx(share, abs=0.025)
+        # the base rate within the group does not move with the mix
+        within = [p.label for p in people if p.age_band == "60+"]
+        assert sum(within) / len(within) == pytest.approx(0.40, abs=0.06)
+    with pytest.raises(ValueError, match="selector:low:high"):
+        MixCycle.parse("age_band=60+:0.5", period_s=60)
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        MixCycle.parse("age_band=60+:0:0.5", period_s=60)
+    with pytest.raises(ValueError, match="bias key"):
+        MixCycle.parse("age=60+:0.1:0.5", period_s=60)
 
 
 def test_model_server_emits_the_convention_and_late_labels() -> None:

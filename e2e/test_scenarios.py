@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -105,7 +107,8 @@ def test_fair_candidate_goes_through_shadow_and_canary_to_succeeded(scenario: Sc
     for reason in ("Shadow", "Canary", "Promoting", "Guarding"):
         assert reason in reasons, reasons
     actions = [r["action"] for r in world.verify_audit()]
-    for action in ("new-revision-with-shadow", "shadow-done", "steps-done", "promotion-done"):
+    promoted = "promotion-done-guarded"  # the guard takes over after the promotion
+    for action in ("new-revision-with-shadow", "shadow-done", "steps-done", promoted):
         assert actions.count(action) == 1, actions
 
 
@@ -634,7 +637,8 @@ def test_operator_killed_mid_step_during_promotion_and_rollback_resumes(
     done = transitions(records)
     assert len(done) == len(set(done)), f"a transition was recorded twice: {done}"
     actions = [t[0] for t in done]
-    assert actions.count("promotion-done") == 1 and actions.count("rollback-done") == 1, actions
+    promoted = actions.count("promotion-done-guarded")
+    assert promoted == 1 and actions.count("rollback-done") == 1, actions
     print(f"operator killed at: {kills}")
     # the data plane never sent a request to a backend without a server
     counts = world.stats()["traffic"]["counts"]
@@ -726,3 +730,182 @@ def test_candidate_as_fair_as_stable_with_low_disparate_impact_is_not_rolled_bac
     print(f"outcomes per seed: {outcomes}")
     actions = [t[0] for t in transitions(world.verify_audit())]
     assert "analysis-failed" not in actions, actions
+
+
+# --- 10. the guard after promotion: a drift in production is caught and switched back -----------
+
+GUARD_STEPS: list[dict[str, Any]] = [
+    {"setWeight": 50},
+    {"analyze": {"duration": "20s", "maxDuration": "90s"}},
+]
+DRIFTING_IMAGE = "registry.example.com/credit-scorer:drifting"
+
+
+def guarded_spec(world: Scenario, **guard: Any) -> dict[str, Any]:
+    """A short canary, then a guard that looks every 30 s (its minimum)."""
+    return rollout(
+        world.prometheus.url,
+        steps=GUARD_STEPS,
+        intersections=False,
+        guard={"interval": "30s", **guard},
+    )
+
+
+def release(world: Scenario, model: dict[str, Any], image: str) -> None:
+    """A new revision with a new image and ``SIM_MODEL`` in one write (one revision)."""
+    patch = [
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": image},
+        {
+            "op": "replace",
+            "path": "/spec/template/spec/containers/0/env/0/value",
+            "value": scenario_fixtures.model_json(model),
+        },
+    ]
+    world.k("patch", f"deployment/{TARGET}", "--type=json", "-p", json.dumps(patch))
+
+
+def container(world: Scenario, name: str) -> tuple[str, str]:
+    """(image, SIM_MODEL) of a Deployment's pod template."""
+    found = world.k.get("deployment", name)
+    assert found is not None, f"Deployment {name} is gone"
+    return found["spec"]["template"]["spec"]["containers"][0]["image"], world.template_env(name)
+
+
+def record_time(record: dict[str, Any]) -> float:
+    return datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
+
+
+def test_a_model_that_degrades_in_production_is_caught_by_the_guard_and_switched_back(
+    scenario: Scenario,
+) -> None:
+    world = scenario
+    world.start(guarded_spec(world), rate=300)
+    before = (container(world, TARGET), container(world, PRIMARY))
+    assert before[0] == before[1]
+    # fair in its canary; women lose 0.4 of TPR 20 s after it starts serving production
+    drifting = {
+        **fair_candidate(),
+        "production_bias": {"sex=F": {"tpr": -0.4}},
+        "production_after_s": 20,
+    }
+    release(world, drifting, DRIFTING_IMAGE)
+
+    status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=180)
+    assert status["phase"] == "Guarding", status  # the canary saw a fair model
+    assert container(world, PRIMARY)[0] == DRIFTING_IMAGE
+    assert status["guard"]["health"] == "Healthy"
+
+    status = world.wait_phase("RolledBack", "Paused", "Failed", timeout=180)
+    assert status["phase"] == "RolledBack", status
+    assert status["reason"] == "GuardBreached", status
+    assert "equal-opportunity" in status["message"] or "four-fifths" in status["message"]
+    assert "sex=F" in status["message"], status["message"]
+    # both Deployments run the template the primary ran before the promotion
+    assert container(world, PRIMARY) == before[1]
+    assert container(world, TARGET) == before[0]
+    assert world.weights() == (100, 0, 0) and world.route_owned()
+    assert world.replicas(TARGET) == 0
+
+    records = world.verify_audit()
+    actions = [r["action"] for r in records]
+    assert "promotion-done-guarded" in actions and "guard-breached" in actions, actions
+    assert actions.index("promotion-done-guarded") < actions.index("guard-breached")
+    assert actions.index("guard-breached") < actions.index("restored"), actions
+    reasons = world.event_reasons()
+    assert reasons.index("Guarding") < reasons.index("Restoring") < reasons.index("RolledBack")
+
+    # the data plane restarted the primary with the earlier model: no production bias now
+    def primary_model() -> dict[str, Any] | None:
+        pods = {p["deployment"]: p for p in world.stats()["pods"]}
+        return pods[PRIMARY]["model"] if PRIMARY in pods else None
+
+    wait_for(
+        lambda: (primary_model() or {}).get("seed") == STABLE_MODEL["seed"],
+        timeout=30,
+        message="the primary server restarted with the earlier model",
+    )
+    assert "production_bias" not in (primary_model() or {})
+    drifted = [
+        p["driftsAt"]
+        for p in world.stats()["podHistory"]
+        if p["event"] == "started" and p["deployment"] == PRIMARY and p.get("driftsAt")
+    ]
+    assert len(drifted) == 1, drifted
+    breach = next(r for r in records if r["action"] == "guard-breached")
+    restored = next(r for r in records if r["action"] == "restored")
+    world.record_time("drift_to_breach", record_time(breach) - drifted[0])
+    world.record_time("drift_to_restored", record_time(restored) - drifted[0])
+    assert record_time(breach) >= drifted[0] - 1  # not before the drift (whole seconds)
+
+
+def test_prometheus_down_while_guarding_degrades_the_guard_and_changes_nothing(
+    scenario: Scenario,
+) -> None:
+    world = scenario
+    if world.prometheus_pid() is None:
+        pytest.skip("needs the Prometheus process started by e2e/cluster.sh")
+    world.start(guarded_spec(world), rate=300)
+    world.set_model(fair_candidate())
+    world.wait_phase("Guarding", timeout=180)
+    guarded = world.wait_for_status(
+        lambda s: (s.get("guard") or {}).get("looks", 0) >= 1, timeout=90
+    )
+    assert guarded["guard"]["health"] == "Healthy", guarded["guard"]
+    deployments = {n: world.k.get("deployment", n) for n in (TARGET, PRIMARY)}
+    generations = {n: d["metadata"]["generation"] for n, d in deployments.items() if d}
+
+    world.stop_prometheus()
+    try:
+        seen: list[str] = []
+
+        def degraded() -> dict[str, Any] | None:
+            status = world.status()
+            seen.append(status["phase"])
+            return status if (status.get("guard") or {}).get("health") == "Degraded" else None
+
+        status = wait_for(degraded, timeout=120, message="guard Degraded")
+        assert set(seen) == {"Guarding"}, seen
+        assert "could not look" in status["guard"]["message"], status["guard"]
+        shown = world.k("get", "mro", ROLLOUT)
+        assert "Degraded" in shown and "Guarding" in shown, shown
+        now = {n: world.k.get("deployment", n) for n in (TARGET, PRIMARY)}
+        assert {n: d["metadata"]["generation"] for n, d in now.items() if d} == generations
+        assert world.weights() == (100, 0, 0)
+    finally:
+        world.start_prometheus()
+
+    status = world.wait_for_status(
+        lambda s: (s.get("guard") or {}).get("health") == "Healthy", timeout=120
+    )
+    assert status["phase"] == "Guarding"
+    now = {n: world.k.get("deployment", n) for n in (TARGET, PRIMARY)}
+    assert {n: d["metadata"]["generation"] for n, d in now.items() if d} == generations
+    actions = [r["action"] for r in world.verify_audit()]
+    assert actions.count("guard-degraded") == 1, actions
+    assert "guard-breached" not in actions and "guard-alert" not in actions, actions
+
+
+def test_a_fair_model_under_a_day_night_traffic_mix_is_never_alarmed(scenario: Scenario) -> None:
+    world = scenario
+    # the share of applicants aged 60+ swings from 5 % ("day") to 60 % ("night") every 2 minutes
+    mix = ("--mix", "age_band=60+:0.05:0.6", "--mix-period", "120")
+    world.start(guarded_spec(world), rate=300, dataplane_args=mix)
+    world.set_model(fair_candidate())
+    world.wait_phase("Guarding", timeout=180)
+    shares: list[float] = []
+
+    def looked_a_full_cycle() -> dict[str, Any] | None:
+        shares.append(world.stats()["traffic"]["mix"]["share"])
+        status = world.status()
+        looks = (status.get("guard") or {}).get("looks", 0)
+        return status if looks >= 4 or status.get("phase") != "Guarding" else None
+
+    status = wait_for(looked_a_full_cycle, timeout=240, interval=2.0, message="four looks")
+    assert status["phase"] == "Guarding", status
+    assert status["guard"]["health"] == "Healthy", status["guard"]
+    assert status["guard"]["breaches"] == 0
+    assert max(shares) - min(shares) > 0.3, shares  # the looks did see the mix move
+    actions = [r["action"] for r in world.verify_audit()]
+    for alarm in ("guard-warning", "guard-breached", "guard-alert", "guard-escalated"):
+        assert alarm not in actions, actions
+    print(f"guard after {status['guard']['looks']} looks: {status['guard']['message']}")

@@ -22,6 +22,7 @@ from typing import Any
 
 from e2e.dataplane.controller import DataPlaneController
 from e2e.dataplane.kube import KubeReader
+from e2e.dataplane.population import MixCycle
 from e2e.dataplane.traffic import TrafficGenerator
 
 log = logging.getLogger("dataplane")
@@ -43,6 +44,7 @@ class DataPlane:
             duration=args.duration,
             poll_seconds=args.poll,
             seed=args.seed,
+            mix=MixCycle.parse(args.mix, args.mix_period) if args.mix else None,
         )
 
     def start(self) -> DataPlane:
@@ -103,6 +105,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--linger", type=float, default=5.0, help="seconds to stay after traffic")
     parser.add_argument("--poll", type=float, default=1.0, help="seconds between API reads")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--mix",
+        help="a day/night mix: SELECTOR:LOW:HIGH, e.g. age_band=60+:0.05:0.6 (that group's "
+        "share of requests cycles from LOW to HIGH and back every --mix-period seconds)",
+    )
+    parser.add_argument("--mix-period", type=float, default=120.0, help="seconds per cycle")
     parser.add_argument("--stats-file", help="write the /stats URL here once listening")
     return parser.parse_args(argv)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -212,3 +213,53 @@ def predict(model: ModelBehaviour, who: Person) -> Prediction:
     latency = model.latency_ms / 1000.0 * math.exp(0.25 * z)
     failed = uniform(model.seed, who.id, 15) < model.error_rate
     return Prediction(decision, min(max(score, 0.0), 1.0), max(latency, 0.0), failed)
+
+
+@dataclass(frozen=True)
+class MixCycle:
+    """A day/night traffic mix: the share of applicants in one group cycles over time.
+
+    The share of requests from people matching ``selector`` (e.g. ``age_band=60+``) follows
+    ``low + (high - low) * (1 - cos(2 pi t / period_s)) / 2``: ``low`` at t = 0 ("day"),
+    ``high`` half a period later ("night"). Each request draws in or out of the group by that
+    share, then an applicant of that side by rejection, so every person is still a
+    deterministic function of its id.
+    """
+
+    selector: tuple[tuple[str, str], ...]
+    low: float
+    high: float
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str, period_s: float) -> MixCycle:
+        """``"age_band=60+:0.05:0.6"`` (selector:low:high); raises ValueError."""
+        where, sep, shares = text.partition(":")
+        low_text, sep2, high_text = shares.partition(":")
+        if not sep or not sep2:
+            raise ValueError(
+                f"mix {text!r}: expected selector:low:high, e.g. age_band=60+:0.05:0.6"
+            )
+        low, high = float(low_text), float(high_text)
+        if not 0 < low < 1 or not 0 < high < 1:
+            raise ValueError(f"mix {text!r}: shares must be strictly between 0 and 1")
+        if period_s <= 0:
+            raise ValueError("the mix period must be positive")
+        return cls(tuple(sorted(parse_selector(where).items())), low, high, period_s)
+
+    def share(self, elapsed_s: float) -> float:
+        """The group's share of requests ``elapsed_s`` seconds after traffic started."""
+        phase = (1 - math.cos(2 * math.pi * elapsed_s / self.period_s)) / 2
+        return self.low + (self.high - self.low) * phase
+
+    def matches(self, who: Person) -> bool:
+        return all(who.slice.get(name) == value for name, value in self.selector)
+
+    def draw(self, rng: random.Random, elapsed_s: float, tries: int = 1000) -> int:
+        """A person id for a request ``elapsed_s`` seconds in, by the mix at that time."""
+        inside = rng.random() < self.share(elapsed_s)
+        for _ in range(tries):
+            person_id = rng.getrandbits(40)
+            if self.matches(person(person_id)) == inside:
+                return person_id
+        raise RuntimeError(f"no applicant {'in' if inside else 'outside'} {self.selector}")

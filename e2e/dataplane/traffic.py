@@ -3,8 +3,9 @@
 Every ``poll_seconds`` it reads the HTTPRoute ``<rollout>`` and the Services its backendRefs
 name, and resolves each Service to the running model server whose pod labels match the
 Service's selector (as endpoints would). Then it sends ``rate`` requests per second to
-127.0.0.1: each one to a backend drawn by the backendRefs' weights, plus a copy to the
-``RequestMirror`` backend for ``percent`` % of them (mirrored answers are discarded).
+127.0.0.1 (applicants drawn uniformly, or by a day/night ``MixCycle``): each one to a backend
+drawn by the backendRefs' weights, plus a copy to the ``RequestMirror`` backend for
+``percent`` % of them (mirrored answers are discarded).
 
 A backend with weight but no running server is counted as ``noEndpoint`` (a gateway would
 answer 503); no route at all is ``noRoute``. The generator stops by itself after ``duration``
@@ -26,6 +27,7 @@ from typing import Any
 
 from e2e.dataplane.controller import DataPlaneController, Pod
 from e2e.dataplane.kube import KubeReader
+from e2e.dataplane.population import MixCycle
 
 log = logging.getLogger("dataplane.traffic")
 
@@ -86,6 +88,7 @@ class TrafficGenerator:
         workers: int = 48,
         poll_seconds: float = 1.0,
         seed: int | None = None,
+        mix: MixCycle | None = None,
         on_change: Callable[[str], None] | None = None,
     ) -> None:
         if not 0 < rate <= 2000:
@@ -97,6 +100,8 @@ class TrafficGenerator:
         self.duration = duration
         self.poll_seconds = poll_seconds
         self.rng = random.Random(seed)
+        self.mix = mix
+        self._sending_since = time.monotonic()
         self.on_change = on_change or (lambda message: log.info("%s", message))
         self.counts: Counter[str] = Counter()
         self.timeline: list[dict[str, Any]] = []
@@ -137,6 +142,13 @@ class TrafficGenerator:
         routing = self.routing
         return {
             "rate": self.rate,
+            "mix": None
+            if self.mix is None
+            else {
+                "selector": dict(self.mix.selector),
+                "share": round(self.mix.share(time.monotonic() - self._sending_since), 4),
+                "periodSeconds": self.mix.period_s,
+            },
             "duration": self.duration,
             "startedAt": self.started_at,
             "running": not self.finished.is_set(),
@@ -201,7 +213,7 @@ class TrafficGenerator:
             self.counts[key] += amount
 
     def _send_loop(self) -> None:
-        start = time.monotonic()
+        start = self._sending_since = time.monotonic()
         issued = 0
         while not self._stop.is_set():
             elapsed = time.monotonic() - start
@@ -220,7 +232,10 @@ class TrafficGenerator:
         if routing is None:
             self.count("noRoute")
             return
-        person_id = self.rng.getrandbits(40)
+        if self.mix is None:
+            person_id = self.rng.getrandbits(40)
+        else:
+            person_id = self.mix.draw(self.rng, time.monotonic() - self._sending_since)
         total = routing.total
         if total <= 0:
             self.count("noEndpoint")
