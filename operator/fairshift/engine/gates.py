@@ -16,34 +16,31 @@ from fairshift.api.analysis import Analysis, Gate
 from fairshift.api.status import OUTCOME_RANK, GateEvidence, Outcome
 from fairshift.engine import intervals, multiplicity, sequential
 from fairshift.engine.composition import SAMPLE_RATIO_ALPHA, comparable, sample_ratios
-from fairshift.engine.counts import OVERALL, VersionCounts, slice_name
+from fairshift.engine.counts import VersionCounts, slice_name
 from fairshift.engine.harm import Measurement, Population, measure_gate, population
-from fairshift.engine.intervals import ConfidenceInterval
+from fairshift.engine.inference import (
+    ENGINE_ERRORS,
+    FAILING,
+    CellResult,
+    failure_reason,
+    infer,
+    replace_outcome,
+    sufficient,
+    unmeasurable,
+)
 from fairshift.engine.ledger import Budget, fail_log_e_values
-from fairshift.engine.measures.base import is_relative
 
-FAILING = (Outcome.FAIL, Outcome.WARN)
+__all__ = [
+    "FAILING",
+    "CellResult",
+    "Evaluation",
+    "evaluate",
+    "evidence",
+    "excess",
+    "sufficient",
+]
+
 SEVERITY_ORDER = OUTCOME_RANK
-
-
-@dataclass(frozen=True)
-class CellResult:
-    """A measurement with its bounds and outcome."""
-
-    measurement: Measurement
-    lower: float | None
-    upper: float | None
-    outcome: Outcome
-    reason: str
-    alpha: float
-
-    @property
-    def gate(self) -> Gate:
-        return self.measurement.gate
-
-    @property
-    def critical(self) -> bool:
-        return self.measurement.gate.critical
 
 
 @dataclass(frozen=True)
@@ -80,143 +77,6 @@ def excess(cell: CellResult) -> float:
         return -math.inf
     low, high = cell.measurement.acceptable
     return max(low - estimate, estimate - high)
-
-
-# --- inference ------------------------------------------------------------------------------
-
-
-def sufficient(m: Measurement, min_samples: int) -> str | None:
-    """Why a cell cannot be judged yet, or None when it can."""
-    if m.point_only:
-        return None if m.estimate is not None else (m.note or "the query returned no data")
-    if m.candidate_samples < min_samples:
-        return f"candidate has {m.candidate_samples:.0f} of {min_samples} samples"
-    if m.needs_stable and m.stable_samples < min_samples:
-        return f"stable has {m.stable_samples:.0f} of {min_samples} samples"
-    if m.estimate is None or (m.variance is None and m.uniform_band is None):
-        return "the metric is undefined for this slice (0/0)"
-    return None
-
-
-def sequential_bounds(m: Measurement, alpha: float) -> tuple[float, float]:
-    """One-sided always-valid bounds, each at level ``alpha``."""
-    assert m.estimate is not None
-    if m.uniform_band is not None:
-        width = m.uniform_band(alpha)
-        return m.estimate - width, m.estimate + width
-    tau = sequential.tau_for_margin(m.margin_scale, alpha)
-    ci = sequential.normal_mixture_bounds(m.estimate, m.variance, alpha, tau)
-    return ci.lower, ci.upper
-
-
-def fixed_bounds(m: Measurement, alpha: float) -> tuple[float, float]:
-    """One-sided fixed-sample bounds at ``alpha`` each (a two-sided ``2 alpha`` interval)."""
-    assert m.estimate is not None
-    if m.uniform_band is not None:
-        width = m.uniform_band(alpha)
-        return m.estimate - width, m.estimate + width
-    two_sided = 2 * alpha
-    ci: ConfidenceInterval | None = None
-    props = m.fixed.proportions
-    if m.fixed.method == "wilson" and props:
-        ci = intervals.wilson_interval(props[0], two_sided)
-    elif m.fixed.method == "newcombe" and len(props) == 2:
-        ci = intervals.newcombe_difference_interval(props[0], props[1], two_sided)
-    elif m.fixed.method == "katz" and m.log_scale:
-        width = intervals.two_sided_z(two_sided) * math.sqrt(m.variance or math.inf)
-        return m.estimate - width, m.estimate + width
-    if ci is None:
-        ci = intervals.wald_interval(m.estimate, m.variance, two_sided)
-    return ci.lower, ci.upper
-
-
-def judge(m: Measurement, lower: float, upper: float) -> Outcome:
-    """fail when surely outside the acceptable region, pass when surely inside."""
-    low, high = m.acceptable
-    if lower > high or upper < low:
-        return Outcome.FAIL if m.gate.critical else Outcome.WARN
-    if lower >= low and upper <= high:
-        return Outcome.PASS
-    return Outcome.PENDING
-
-
-def judge_point(m: Measurement) -> Outcome:
-    assert m.estimate is not None
-    low, high = m.acceptable
-    if low <= m.estimate <= high:
-        return Outcome.PASS
-    return Outcome.FAIL if m.gate.critical else Outcome.WARN
-
-
-def cell_alpha(m: Measurement, family_alpha: float) -> float:
-    """A two-sided acceptable region (maxChange) splits the cell's alpha between its sides."""
-    low, high = m.acceptable
-    return family_alpha / 2 if math.isfinite(low) and math.isfinite(high) else family_alpha
-
-
-ENGINE_ERRORS = (ValueError, ArithmeticError)
-"""What the statistics may raise on counts they cannot judge; a cell gets no-data instead."""
-
-
-def infer(m: Measurement, family_alpha: float, min_samples: int, single_look: bool) -> CellResult:
-    """The cell's bounds and outcome; an error on its counts is a no-data outcome, never a crash."""
-    try:
-        return infer_unguarded(m, family_alpha, min_samples, single_look)
-    except ENGINE_ERRORS as error:
-        reason = f"engine error, the counts cannot be judged: {error}"
-        return CellResult(m, None, None, Outcome.NO_DATA, reason, cell_alpha(m, family_alpha))
-
-
-def unmeasurable(gate: Gate, error: Exception) -> Measurement:
-    """A placeholder cell for a gate whose measurement raised on the counts it was given."""
-    return Measurement(
-        gate=gate,
-        slice=OVERALL,
-        reference=None,
-        stable_value=None,
-        candidate_value=None,
-        estimate=None,
-        variance=None,
-        acceptable=(-math.inf, math.inf),
-        stable_samples=0.0,
-        candidate_samples=0.0,
-        point_only=True,
-        note=f"engine error, the gate cannot be measured on these counts: {error}",
-    )
-
-
-def infer_unguarded(
-    m: Measurement, family_alpha: float, min_samples: int, single_look: bool
-) -> CellResult:
-    alpha = cell_alpha(m, family_alpha)
-    why_not = sufficient(m, min_samples)
-    if why_not is not None:
-        outcome = Outcome.NO_DATA if m.point_only else Outcome.INSUFFICIENT
-        return CellResult(m, None, None, outcome, why_not, alpha)
-    if m.point_only:
-        return CellResult(m, m.estimate, m.estimate, judge_point(m), m.note, alpha)
-    bounds = fixed_bounds if single_look else sequential_bounds
-    lower, upper = bounds(m, alpha)
-    outcome = judge(m, lower, upper)
-    reason = m.note
-    if outcome in FAILING:
-        how = "one-sided bound" if single_look else "always-valid bound"
-        reason = failure_reason(m, lower, upper, f"{how} at alpha {alpha:.3g}")
-    return CellResult(m, lower, upper, outcome, reason, alpha)
-
-
-def failure_reason(m: Measurement, lower: float, upper: float, how: str) -> str:
-    """Why a cell fails, in the terms its displayed bounds use (the metric's natural scale)."""
-    low, high = m.acceptable
-    to_natural = math.exp if m.log_scale else (lambda x: x)
-    what = "the change" if is_relative(m.gate) else "the value"
-    if lower > high:
-        side = f"{what}'s lower bound {to_natural(lower):.4g} is above the most allowed"
-        side += f", {to_natural(high):.4g}"
-    else:
-        side = f"{what}'s upper bound {to_natural(upper):.4g} is below the least allowed"
-        side += f", {to_natural(low):.4g}"
-    return f"{side} ({how})" + (f"; {m.note}" if m.note else "")
 
 
 # --- multiplicity ---------------------------------------------------------------------------
@@ -340,10 +200,6 @@ def holm_failure(cell: CellResult, level: float, step: str) -> CellResult:
     ci = intervals.wald_interval(m.estimate, m.variance, 2 * level)
     reason = failure_reason(m, ci.lower, ci.upper, f"{step}: Wald bound at alpha {level:.3g}")
     return CellResult(m, ci.lower, ci.upper, Outcome.FAIL, reason, level)
-
-
-def replace_outcome(cell: CellResult, outcome: Outcome) -> CellResult:
-    return CellResult(cell.measurement, cell.lower, cell.upper, outcome, cell.reason, cell.alpha)
 
 
 # --- the whole look -------------------------------------------------------------------------
