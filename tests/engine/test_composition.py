@@ -109,3 +109,29 @@ def test_a_shifted_traffic_split_warns_and_a_fair_split_does_not() -> None:
     warned = {evidence(c).slice for c in skewed.cells if c.outcome is Outcome.WARN}
     assert warned == {"sex=F", "sex=M"}
     assert decide(skewed, StepClock(900, 300, 900)).action is Action.PAUSE
+
+
+def pooled(women_selection: float, n: float = 400_000) -> VersionCounts:
+    """A day's counts pooled: women 40% of traffic, men selected at 0.4."""
+    return by_sex(n, 0.4, women_selection)
+
+
+FOUR_FIFTHS = {"name": "four-fifths", "metric": "disparate_impact", "min": 0.8}
+
+
+def test_a_mix_shift_both_versions_share_never_rolls_back() -> None:
+    """Pooled over a day whose mix moved, both identical models show a ratio of 1.35, beyond
+    the four-fifths region (0.8 to 1.25): the candidate is no worse than stable."""
+    same = pooled(0.54)
+    result = evaluate(analysis(FOUR_FIFTHS), same, same)
+    women = next(c for c in result.cells if evidence(c).slice == "sex=F")
+    assert women.outcome is Outcome.PENDING
+    assert "no worse than stable" in women.reason
+    assert decide(result, StepClock(900, 300, 900)).action is not Action.ROLLBACK
+
+
+def test_an_absolute_bound_still_fails_a_candidate_worse_than_a_failing_stable() -> None:
+    result = evaluate(analysis(FOUR_FIFTHS), pooled(0.54), pooled(0.64))
+    women = next(c for c in result.cells if evidence(c).slice == "sex=F")
+    assert women.outcome is Outcome.FAIL
+    assert decide(result, CLOCK_DONE).action is Action.ROLLBACK

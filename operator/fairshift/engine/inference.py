@@ -156,10 +156,37 @@ def infer_unguarded(
     lower, upper = bounds(m, alpha)
     outcome = judge(m, lower, upper)
     reason = m.note
+    if outcome in FAILING and not single_look and not worse_than_stable(m, lower, alpha):
+        return CellResult(m, lower, upper, Outcome.PENDING, SHARED_SHIFT, alpha)
     if outcome in FAILING:
         how = "one-sided bound" if single_look else "always-valid bound"
         reason = failure_reason(m, lower, upper, f"{how} at alpha {alpha:.3g}")
     return CellResult(m, lower, upper, outcome, reason, alpha)
+
+
+SHARED_SHIFT = (
+    "beyond the bound, but surely no worse than stable, which is beyond it too: a shift "
+    "both versions share (e.g. the traffic mix of the day) is not the candidate's regression"
+)
+
+
+def worse_than_stable(m: Measurement, lower: float, alpha: float) -> bool:
+    """An absolute bound fails only where the candidate is also surely worse than stable.
+
+    Counts pooled over a window mix the day's traffic shares; when the mix moves, a pooled
+    value can leave its bound for both versions alike (Simpson's paradox). The candidate is
+    judged against ``max(bound, stable)``: both the bound and stable must be surely beaten,
+    each at the cell's ``alpha`` (an intersection-union test, so still at ``alpha``). Without
+    stable's value on the test scale the bound alone decides.
+    """
+    versus = m.versus_stable
+    if versus is None or versus[1] <= 0:
+        return True
+    difference, variance = versus
+    tau = sequential.tau_for_margin(m.margin_scale, alpha)
+    bounds = sequential.normal_mixture_bounds(difference, variance, alpha, tau)
+    above = lower > m.acceptable[1]
+    return bounds.lower > 0 if above else bounds.upper < 0
 
 
 def failure_reason(m: Measurement, lower: float, upper: float, how: str) -> str:

@@ -20,7 +20,8 @@ fine makes the next one need more evidence, which is the price of the guarantee.
 The ledger is keyed ``gate/slice/side`` (``above``: harm beyond the upper bound, ``below``:
 under the lower). ``Budget.folded()`` is what to persist when a window closes; a new candidate
 revision starts from an empty ledger. Drift gates judged with a uniform band (KS) and PromQL
-point values carry nothing.
+point values carry nothing. An absolute bound carries the smaller of its two e-values, beyond
+the bound and worse than stable (see ``inference.worse_than_stable``).
 """
 
 from __future__ import annotations
@@ -55,12 +56,19 @@ def fail_log_e_values(m: Measurement, alpha: float) -> dict[str, float]:
         ("above", high, "greater"),
         ("below", low, "less"),
     )
+    versus = m.versus_stable
     for side, bound, alternative in sides:
-        if math.isfinite(bound):
-            (log_e,) = sequential.log_mixture_e_values(
-                [m.estimate], [m.variance], bound, tau, alternative
+        if not math.isfinite(bound):
+            continue
+        (log_e,) = sequential.log_mixture_e_values(
+            [m.estimate], [m.variance], bound, tau, alternative
+        )
+        if versus is not None and versus[1] > 0:  # and surely worse than stable (min: valid)
+            (versus_e,) = sequential.log_mixture_e_values(
+                [versus[0]], [versus[1]], 0.0, tau, alternative
             )
-            found[ledger_key(m, side)] = float(log_e)
+            log_e = min(log_e, versus_e)
+        found[ledger_key(m, side)] = float(log_e)
     return found
 
 

@@ -56,6 +56,17 @@ class Measurement:
     note: str = ""
     uniform_band: Callable[[float], float] | None = None  # alpha -> half-width (KS)
     point_only: bool = False  # a PromQL gate: a value without a variance
+    stable_estimate: float | None = None  # absolute bounds: stable's value on the test scale
+    stable_variance: float | None = None
+
+    @property
+    def versus_stable(self) -> tuple[float, float] | None:
+        """Candidate minus stable on the test scale, with its variance (absolute bounds)."""
+        if self.estimate is None or self.stable_estimate is None:
+            return None
+        if self.variance is None or self.stable_variance is None:
+            return None
+        return self.estimate - self.stable_estimate, self.variance + self.stable_variance
 
     @property
     def threshold(self) -> float:

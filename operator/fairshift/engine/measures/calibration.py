@@ -92,6 +92,8 @@ class CalibrationMeasure:
                     candidate_samples=c_n,
                     needs_stable=relative,
                     margin_scale=margin_scale(gate),
+                    stable_estimate=None if relative else s_value,
+                    stable_variance=None if relative else s_var,
                 )
             )
         return found

@@ -192,6 +192,8 @@ def fairness_measurement(
             log_scale=True,
             fixed=FixedLook("katz", (rate("selection_rate", candidate_counts),)),
             margin_scale=log_margin_scale(gate.threshold),
+            stable_estimate=stable.log_value if stable else None,
+            stable_variance=stable.log_variance if stable else None,
         )
     acceptable = absolute_region(gate)
     if gate.metric in SIGNED_GAPS and gate.bound_kind == "max":
@@ -202,6 +204,8 @@ def fairness_measurement(
         variance=candidate.variance,
         acceptable=acceptable,
         needs_stable=False,
+        stable_estimate=stable.value if stable else None,
+        stable_variance=stable.variance if stable else None,
     )
 
 

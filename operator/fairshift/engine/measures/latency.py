@@ -28,6 +28,9 @@ class LatencyMeasure:
         if gate.bound_kind == "maxIncrease":
             limit = None if s_quantile is None else s_quantile + gate.threshold
         slow = distributions.exceedance(candidate, limit) if limit is not None else None
+        stable_slow = None
+        if stable is not None and limit is not None and gate.bound_kind == "max":
+            stable_slow = distributions.exceedance(stable, limit)
         allowed = 1.0 - q
         note = "stable latency unknown"
         if limit is not None:
@@ -48,5 +51,7 @@ class LatencyMeasure:
                 fixed=FixedLook("wilson", (slow,)) if slow else FixedLook("wald"),
                 margin_scale=allowed,
                 note=note,
+                stable_estimate=stable_slow.value if stable_slow else None,
+                stable_variance=proportion_variance(stable_slow) if stable_slow else None,
             )
         ]

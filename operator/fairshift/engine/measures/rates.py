@@ -27,8 +27,8 @@ def rate_measurement(
     relative = is_relative(gate)
     c_value, c_var = candidate.value, proportion_variance(candidate)
     s_value = stable.value if stable else None
+    s_var = proportion_variance(stable) if stable else None
     if relative:
-        s_var = proportion_variance(stable) if stable else None
         estimate, variance = difference(c_value, c_var, s_value, s_var)
         fixed = FixedLook("newcombe", (candidate, stable)) if stable else FixedLook("wald")
     else:
@@ -48,6 +48,8 @@ def rate_measurement(
         needs_stable=relative,
         fixed=fixed,
         margin_scale=max(gate.threshold if relative else 0.0, 0.01),
+        stable_estimate=None if relative else s_value,
+        stable_variance=None if relative else s_var,
     )
 
 
