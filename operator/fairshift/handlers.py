@@ -127,6 +127,9 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo["objects"] = objects
     memo["events"] = EventPoster(objects)
     memo["reconciler"] = Reconciler(build_dependencies(config, objects))
+    schedule: dict[str, Due] = memo.setdefault("due", {})
+    if config.metrics is not None:
+        config.metrics.track_overdue(lambda: oldest_overdue(schedule, datetime.now(UTC)))
 
 
 @dataclass(frozen=True)
@@ -142,14 +145,26 @@ def is_due(memo: kopf.Memo, rollout: Rollout, now: datetime) -> bool:
     """Whether this tick should work: the plan's time has come, or a person changed something.
 
     The schedule is a hint kept in memory: after a restart every rollout is looked at once.
+    How late a due look comes is the operator's lag (``fairshift_schedule_lateness_seconds``).
     """
     due: Due | None = memo.setdefault("due", {}).get(rollout.uid)
-    if due is None or now >= due.at:
+    if due is None:
+        return True
+    if now >= due.at:
+        config: OperatorConfig = memo["config"]
+        if config.metrics is not None:
+            config.metrics.observe_lateness((now - due.at).total_seconds())
         return True
     return (due.generation, due.action) != (
         rollout.generation,
         rollout.annotations.get(ACTION_ANNOTATION),
     )
+
+
+def oldest_overdue(schedule: dict[str, Due], now: datetime) -> float:
+    """Seconds since the oldest look that is due and has not happened (0 when none is)."""
+    late = [(now - due.at).total_seconds() for due in list(schedule.values()) if due.at <= now]
+    return max(late, default=0.0)
 
 
 def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:

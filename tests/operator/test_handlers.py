@@ -37,3 +37,31 @@ def test_decisions_go_to_the_webhooks_and_to_mlflow() -> None:
 
     assert isinstance(deps.notifier, FanOut)
     assert [type(n) for n in deps.notifier.notifiers] == [Notifier, MlflowSink]
+
+
+def test_a_tick_works_only_when_the_plan_asked_or_a_person_changed_something() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import kopf
+
+    from fairshift.api.names import ACTION_ANNOTATION
+    from fairshift.executing.executor import Result, Rollout
+    from fairshift.handlers import OperatorConfig, is_due, oldest_overdue, schedule
+    from fairshift.metrics.operator_metrics import OperatorMetrics, new_registry
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    metrics = OperatorMetrics(new_registry())
+    memo = kopf.Memo(config=OperatorConfig(metrics=metrics))
+    rollout = Rollout("lending", "credit-scorer", "uid-1", 3, {}, {}, {})
+    assert is_due(memo, rollout, now)  # never looked at: look now
+    schedule(memo, rollout, Result({}, next_check=now + timedelta(seconds=30)))
+    assert not is_due(memo, rollout, now + timedelta(seconds=10))
+    edited = Rollout("lending", "credit-scorer", "uid-1", 4, {}, {}, {})
+    assert is_due(memo, edited, now + timedelta(seconds=10))  # the spec changed
+    asked = Rollout("lending", "credit-scorer", "uid-1", 3, {}, {}, {ACTION_ANNOTATION: "{}"})
+    assert is_due(memo, asked, now + timedelta(seconds=10))  # a person asked for an action
+    assert oldest_overdue(memo["due"], now + timedelta(seconds=45)) == 15
+    assert is_due(memo, rollout, now + timedelta(seconds=42))
+    value = metrics.registry.get_sample_value
+    assert value("fairshift_schedule_lateness_seconds_count") == 1
+    assert value("fairshift_schedule_lateness_seconds_sum") == 12

@@ -138,6 +138,17 @@ class OperatorMetrics:
             "Time spent in one reconcile of one rollout.",
             registry=registry_,
         )
+        self.lateness = Histogram(
+            "fairshift_schedule_lateness_seconds",
+            "How late a rollout was looked at after its plan asked (0: on time).",
+            buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+            registry=registry_,
+        )
+        self.oldest_overdue = Gauge(
+            "fairshift_oldest_overdue_seconds",
+            "Age of the oldest look a rollout's plan asked for that has not happened yet.",
+            registry=registry_,
+        )
         self.prometheus_queries = Counter(
             "fairshift_prometheus_queries",
             "Queries sent to Prometheus, by outcome (ok or error).",
@@ -214,6 +225,13 @@ class OperatorMetrics:
         """Record one Prometheus query (``metrics.prometheus.QueryObserver``)."""
         self.prometheus_queries.labels("ok" if ok else "error").inc()
         self.prometheus_query_duration.observe(max(0.0, seconds))
+
+    def observe_lateness(self, seconds: float) -> None:
+        self.lateness.observe(max(0.0, seconds))
+
+    def track_overdue(self, oldest: Callable[[], float]) -> None:
+        """The oldest overdue look, computed when Prometheus scrapes."""
+        self.oldest_overdue.set_function(oldest)
 
     @contextmanager
     def time_reconcile(self) -> Iterator[None]:
