@@ -89,6 +89,14 @@ def decide(
         action = Action.PROMOTE if last_step else Action.ADVANCE
         message = "every gate passed on every slice"
         return Decision(action, Verdict.SUCCESSFUL, "GatesPassed", message)
+    if clock.budget_spent and not missing and not warned and too_few_only(evaluation):
+        action = Action.PROMOTE if last_step else Action.ADVANCE
+        unjudged = len(open_cells)
+        message = (
+            f"every judged slice passed; {unjudged} slice checks had fewer than minSamples "
+            "when the step's budget was spent and were not judged"
+        )
+        return Decision(action, Verdict.SUCCESSFUL, "GatesPassed", message)
     if clock.budget_spent:
         return at_budget(missing, warned, open_cells, on_inconclusive)
     if missing:
@@ -98,6 +106,22 @@ def decide(
         return Decision(Action.HOLD, Verdict.RUNNING, "GateWarning", describe(first(warned)))
     waiting = "the step's minimum duration" if not open_cells else f"{len(open_cells)} slice checks"
     return Decision(Action.HOLD, Verdict.RUNNING, "Analysing", f"collecting evidence: {waiting}")
+
+
+def too_few_only(evaluation: Evaluation) -> bool:
+    """Every cell passed or is below ``minSamples``, and every gate passed somewhere.
+
+    At the end of the step's budget a rare slice (an intersection of three attributes) may
+    still lack ``minSamples``: it is reported as not judged rather than holding the rollout
+    forever, provided every gate passed on the slices that had the samples (its marginal
+    groups and the whole population contain the rare slice's decisions).
+    """
+    judged = {Outcome.PASS, Outcome.INSUFFICIENT}
+    if any(c.outcome not in judged for c in evaluation.cells):
+        return False
+    return all(
+        any(c.outcome is Outcome.PASS for c in evaluation.of_gate(g)) for g in evaluation.gates
+    )
 
 
 def at_budget(

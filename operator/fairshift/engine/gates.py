@@ -238,6 +238,7 @@ def evaluate(
             critical_alpha if m.gate.critical else warning_alpha,
             analysis.slices.min_samples,
             single_look,
+            pass_alpha=analysis.alpha,
         )
         for m in measurements
     ]

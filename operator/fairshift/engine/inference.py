@@ -115,13 +115,40 @@ ENGINE_ERRORS = (ValueError, ArithmeticError)
 """What the statistics may raise on counts they cannot judge; a cell gets no-data instead."""
 
 
-def infer(m: Measurement, family_alpha: float, min_samples: int, single_look: bool) -> CellResult:
-    """The cell's bounds and outcome; an error on its counts is a no-data outcome, never a crash."""
+def infer(
+    m: Measurement,
+    family_alpha: float,
+    min_samples: int,
+    single_look: bool,
+    pass_alpha: float | None = None,
+) -> CellResult:
+    """The cell's bounds and outcome; an error on its counts is a no-data outcome, never a crash.
+
+    ``pass_alpha`` (sequential looks): the level at which the cell may *pass*. Promotion needs
+    every cell to pass, so the chance to promote a candidate with a harmful cell is at most the
+    chance that this cell passes (an intersection-union test): passing needs no Bonferroni
+    share, only failing (a rollback needs just one cell) does.
+    """
     try:
-        return infer_unguarded(m, family_alpha, min_samples, single_look)
+        result = infer_unguarded(m, family_alpha, min_samples, single_look)
+        if pass_alpha is not None and result.outcome is Outcome.PENDING and not single_look:
+            return passed_at(result, pass_alpha)
+        return result
     except ENGINE_ERRORS as error:
         reason = f"engine error, the counts cannot be judged: {error}"
         return CellResult(m, None, None, Outcome.NO_DATA, reason, cell_alpha(m, family_alpha))
+
+
+def passed_at(cell: CellResult, pass_alpha: float) -> CellResult:
+    """A pending cell passes when its always-valid bounds at ``pass_alpha`` lie in its region."""
+    m = cell.measurement
+    level = min(pass_alpha, 0.25)
+    lower, upper = sequential_bounds(m, level)
+    low, high = m.acceptable
+    if lower >= low and upper <= high:
+        reason = f"within the bound (always-valid bounds at alpha {level:.3g})"
+        return CellResult(m, lower, upper, Outcome.PASS, reason, cell.alpha)
+    return cell
 
 
 def unmeasurable(gate: Gate, error: Exception) -> Measurement:
