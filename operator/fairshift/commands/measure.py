@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from fairshift_instrument.convention import attribute_name_problem
 from rich.console import Console
 from rich.table import Table
 
@@ -25,7 +25,6 @@ from fairshift.metrics.csvfile import RESERVED_COLUMNS, DataFileError, read_coun
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
     from fairshift.commands.measurement import Document
 
-ATTRIBUTE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TABLE_WIDTH = 140
 DEFAULT_MIN_SAMPLES: int = Slices.model_fields["min_samples"].default
 
@@ -49,10 +48,9 @@ def parse_attributes(text: str) -> list[str]:
     """``sex,age_band`` -> ``["sex", "age_band"]``; ValueError on a bad or repeated name."""
     names = [part.strip() for part in text.split(",")]
     for name in names:
-        if not ATTRIBUTE_NAME.fullmatch(name):
-            raise ValueError(
-                f"attribute names must match [a-zA-Z_][a-zA-Z0-9_]*, got {name!r} in {text!r}"
-            )
+        problem = attribute_name_problem(name)
+        if problem is not None:
+            raise ValueError(f"{problem} (in {text!r})")
         if name in RESERVED_COLUMNS:
             raise ValueError(f"{name!r} is a data column, not a slice attribute")
     if len(set(names)) != len(names):
