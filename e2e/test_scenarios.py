@@ -909,3 +909,81 @@ def test_a_fair_model_under_a_day_night_traffic_mix_is_never_alarmed(scenario: S
     for alarm in ("guard-warning", "guard-breached", "guard-alert", "guard-escalated"):
         assert alarm not in actions, actions
     print(f"guard after {status['guard']['looks']} looks: {status['guard']['message']}")
+
+
+def test_kill_takes_a_guarded_model_out_of_the_path_until_revived(scenario: Scenario) -> None:
+    world = scenario
+    world.start(guarded_spec(world), rate=300)
+    world.set_model(fair_candidate())
+    world.wait_phase("Guarding", timeout=180)
+
+    done = world.action("kill", "--reason", "applicants report wrong refusals")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Killed", timeout=60)
+    wait_for(lambda: world.replicas(PRIMARY) == 0, timeout=30, message="primary at zero")
+
+    def primary_serving() -> bool:
+        return PRIMARY in {p["deployment"] for p in world.stats()["pods"]}
+
+    wait_for(lambda: not primary_serving(), timeout=30, message="the primary's server stopped")
+    # out of the path: requests find no model, and nothing brings it back by itself
+    refused = world.stats()["traffic"]["counts"].get("noEndpoint", 0)
+    wait_for(
+        lambda: world.stats()["traffic"]["counts"].get("noEndpoint", 0) > refused + 300,
+        timeout=30,
+        message="requests refused while killed",
+    )
+    assert world.phase() == "Killed" and world.replicas(PRIMARY) == 0
+    killed = [r for r in world.verify_audit() if r["action"] == "kill"]
+    assert len(killed) == 1, killed
+    assert killed[0]["requestReason"] == "applicants report wrong refusals"
+    assert killed[0]["requestedBy"]
+
+    done = world.action("revive")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Guarding", timeout=60)
+    wait_for(lambda: world.replicas(PRIMARY) == 1, timeout=30, message="primary back at 1")
+    wait_for(primary_serving, timeout=30, message="the primary serves again")
+    served = world.stats()["traffic"]["counts"].get(f"sent:{PRIMARY}", 0)
+    wait_for(
+        lambda: world.stats()["traffic"]["counts"].get(f"sent:{PRIMARY}", 0) > served + 300,
+        timeout=30,
+        message="traffic served by the revived model",
+    )
+    assert '"seed":2' in world.template_env(PRIMARY)  # the same model, not a switch back
+    actions = [r["action"] for r in world.verify_audit()]
+    assert actions.index("kill") < actions.index("revive-guarded"), actions
+
+
+def test_an_escalated_breach_keeps_serving_and_holds_the_next_rollout_until_acked(
+    scenario: Scenario,
+) -> None:
+    world = scenario
+    world.start(guarded_spec(world, onBreach="escalate"), rate=300)
+    drifting = {
+        **fair_candidate(),
+        "production_bias": {"sex=F": {"tpr": -0.4}},
+        "production_after_s": 20,
+    }
+    world.set_model(drifting)
+    world.wait_phase("Guarding", timeout=180)
+    world.wait_for_status(lambda s: (s.get("guard") or {}).get("escalation"), timeout=150)
+    status = world.status()
+    assert status["phase"] == "Guarding"  # it keeps serving: a person decides
+    assert "production_bias" in world.template_env(PRIMARY)
+    assert "AwaitingAcknowledgement" not in status.get("reason", "")
+    assert "guard-escalated" in [r["action"] for r in world.verify_audit()]
+
+    # a fixed candidate waits for the acknowledgement
+    world.set_model(fair_candidate(seed=4))
+    status = world.wait_for_status(
+        lambda s: s.get("reason") == "AwaitingAcknowledgement", timeout=60
+    )
+    assert status["phase"] == "Guarding"
+    assert world.replicas(TARGET) == 0 and world.weights() == (100, 0, 0)
+
+    done = world.action("ack", "--reason", "reviewed: a feature pipeline fault, fixed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Canary", timeout=60)
+    acked = [r for r in world.verify_audit() if r["action"] == "acknowledge"]
+    assert len(acked) == 1 and acked[0]["requestReason"].startswith("reviewed"), acked
