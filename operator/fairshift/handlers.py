@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import kopf
@@ -77,6 +78,7 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     mlflow = MlflowSink(
         read_credentials=secret_credentials(SecretReader(objects).read_secret_key),
         files=EvidenceFiles(AuditStore(objects).read_records, Rollouts(objects).get_rollout),
+        count=partial(config.metrics.count_evidence, "mlflow") if config.metrics else None,
     )
     notifier = FanOut(webhooks, mlflow)
     return Dependencies(

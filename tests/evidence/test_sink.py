@@ -352,6 +352,28 @@ def test_files_that_cannot_be_made_are_retried_and_counted_not_raised() -> None:
     assert server.only_run().status == "RUNNING"
 
 
+def test_every_result_is_counted_for_the_operators_metrics() -> None:
+    server = FakeTracking()
+    results: list[str] = []
+    sink, _ = make_sink(server, count=results.append, attempts=1)
+    records = rollout_records()
+    feed(sink, records[:3], mlflow_notification())
+    server.down = True
+    feed(sink, records[3:4], mlflow_notification())
+
+    assert results == ["skipped", "delivered", "delivered", "failed"]
+
+
+def test_a_broken_counter_does_not_stop_the_delivery() -> None:
+    def count(result: str) -> None:
+        raise RuntimeError("registry gone")
+
+    server = FakeTracking()
+    sink, _ = make_sink(server, count=count)
+    feed(sink, rollout_records()[1:3], mlflow_notification())
+    assert sink.health().delivered == 2
+
+
 def test_an_attempt_count_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one attempt"):
         MlflowSink(attempts=0)

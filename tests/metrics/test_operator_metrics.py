@@ -242,3 +242,12 @@ def test_the_guard_health_is_a_state_set_and_goes_with_the_rollout() -> None:
     metrics.forget("lending", "credit-scorer")
     assert value("fairshift_guard_health", {**labels, "health": "Healthy"}) is None
     assert value("fairshift_guard_breaches", labels) is None
+
+
+def test_evidence_records_are_counted_by_sink_and_result(metrics: OperatorMetrics) -> None:
+    metrics.count_evidence("mlflow", "delivered")
+    metrics.count_evidence("mlflow", "delivered")
+    metrics.count_evidence("mlflow", "dropped")
+    total = "fairshift_evidence_records_total"
+    assert value(metrics, total, sink="mlflow", result="delivered") == 2
+    assert value(metrics, total, sink="mlflow", result="dropped") == 1

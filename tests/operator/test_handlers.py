@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fairshift.evidence.sink import MlflowSink
 from fairshift.handlers import OperatorConfig, build_dependencies, status_patch
+from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.notify.fanout import FanOut
 from fairshift.notify.webhook import Notifier
 from tests.fakes import FakeObjects
@@ -65,3 +66,14 @@ def test_a_tick_works_only_when_the_plan_asked_or_a_person_changed_something() -
     value = metrics.registry.get_sample_value
     assert value("fairshift_schedule_lateness_seconds_count") == 1
     assert value("fairshift_schedule_lateness_seconds_sum") == 12
+
+
+def test_the_mlflow_sink_counts_into_the_operators_metrics() -> None:
+    metrics = OperatorMetrics()
+    deps = build_dependencies(OperatorConfig(metrics=metrics), FakeObjects())  # type: ignore[arg-type]
+    assert isinstance(deps.notifier, FanOut)
+    sink = deps.notifier.notifiers[1]
+    assert isinstance(sink, MlflowSink)
+    sink.counted("dropped")
+    labels = {"sink": "mlflow", "result": "dropped"}
+    assert metrics.registry.get_sample_value("fairshift_evidence_records_total", labels) == 1

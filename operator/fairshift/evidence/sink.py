@@ -18,8 +18,9 @@ delivers the queue in order:
 
 It never blocks or slows a rollout: a full queue drops the record, a delivery is tried a
 bounded number of times within a deadline, and nothing raises to the caller. Every drop and
-failure is counted, and :meth:`MlflowSink.health` says what went wrong last, for a status
-condition or a log line.
+failure is counted (``fairshift_evidence_records_total{sink="mlflow",result}`` when the
+operator's metrics are on), and :meth:`MlflowSink.health` says what went wrong last, for a
+status condition or a log line.
 """
 
 from __future__ import annotations
@@ -120,6 +121,7 @@ class MlflowSink:
         connect: Callable[[str], Tracking] = MlflowTracking,
         read_credentials: ReadCredentials | None = None,
         files: Files | None = None,
+        count: Callable[[str], None] | None = None,
         queue_size: int = 1000,
         attempts: int = 3,
         backoff_seconds: float = 1.0,
@@ -134,6 +136,7 @@ class MlflowSink:
         self._connect = connect
         self._read_credentials = read_credentials
         self._files = files
+        self._count = count
         self.attempts = attempts
         self.backoff_seconds = backoff_seconds
         self.deadline_seconds = deadline_seconds
@@ -214,6 +217,7 @@ class MlflowSink:
         if key is None:
             with self._lock:
                 self._health = replace(self._health, skipped=self._health.skipped + 1)
+            self.counted("skipped")
             return False
         started = self._monotonic()
         delay = self.backoff_seconds
@@ -238,6 +242,7 @@ class MlflowSink:
                     delivered=self._health.delivered + 1,
                     last_delivered_at=self._clock(),
                 )
+            self.counted("delivered")
             return True
         return False
 
@@ -337,8 +342,18 @@ class MlflowSink:
             self._runs[remembered] = found or tracking.create_run(experiment, key.name, key.tags)
         return self._runs[remembered]
 
+    def counted(self, result: str) -> None:
+        """Tell the operator's metrics (``fairshift_evidence_records_total``); never raises."""
+        if self._count is None:
+            return
+        try:
+            self._count(result)
+        except Exception as error:
+            log.warning("MLflow: could not count a %s record: %s", result, error)
+
     def _note_failure(self, problem: str, dropped: bool = False) -> None:
         log.warning("MLflow %s", problem)
+        self.counted("dropped" if dropped else "failed")
         with self._lock:
             self._health = replace(
                 self._health,

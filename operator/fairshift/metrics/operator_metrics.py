@@ -12,6 +12,9 @@ reconciler calls the small ``observe_*``/``count_*`` methods; the handlers serve
   each gate and slice with its confidence bounds (stale gate/slice pairs are removed);
 * ``fairshift_decisions_total{action,reason}``: decisions taken (reasons are short codes);
 * ``fairshift_analysis_errors_total{namespace,rollout,kind}``: failed analyses by kind;
+* ``fairshift_evidence_records_total{sink,result}``: audit records handed to an evidence sink
+  (``mlflow``), by result: ``delivered``, ``failed`` (after its retries), ``dropped`` (queue
+  full) or ``skipped`` (about no candidate);
 * ``fairshift_reconcile_duration_seconds``: time per reconcile;
 * ``fairshift_prometheus_queries_total{outcome}`` and
   ``fairshift_prometheus_query_duration_seconds``: queries to Prometheus (``ok``/``error``).
@@ -133,6 +136,12 @@ class OperatorMetrics:
             [*rollout, "kind"],
             registry=registry_,
         )
+        self.evidence_records = Counter(
+            "fairshift_evidence_records",
+            "Audit records handed to an evidence sink (MLflow), by result.",
+            ["sink", "result"],
+            registry=registry_,
+        )
         self.reconcile_duration = Histogram(
             "fairshift_reconcile_duration_seconds",
             "Time spent in one reconcile of one rollout.",
@@ -214,6 +223,10 @@ class OperatorMetrics:
     def count_decision(self, action: str | Enum, reason: str | Enum) -> None:
         """Count one decision; ``reason`` should be a short code, not a sentence."""
         self.decisions.labels(text_of(action), text_of(reason)).inc()
+
+    def count_evidence(self, sink: str, result: str) -> None:
+        """Count one record an evidence sink delivered, failed, dropped or skipped."""
+        self.evidence_records.labels(sink, result).inc()
 
     def count_error(self, namespace: str, rollout: str, kind: str) -> None:
         """Count one failed analysis (``kind``: e.g. ``metrics``, ``invalid-query``, ``router``)."""
