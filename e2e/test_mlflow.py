@@ -73,9 +73,11 @@ class TrackingServer:
         )
 
     def healthy(self) -> bool:
+        """Up, and its tracking API answers (a fresh server's first requests are slow)."""
         assert self.process is not None and self.process.poll() is None, "mlflow server exited"
+        probe = "/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default"
         try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as answer:
+            with urllib.request.urlopen(self.url + probe, timeout=10) as answer:
                 return bool(answer.status == 200)
         except OSError:
             return False
@@ -150,8 +152,8 @@ def test_a_rollout_is_logged_and_an_outage_neither_blocks_nor_raises(
         ),
         attempts=2,
         backoff_seconds=0.5,
-        deadline_seconds=5.0,
-        timeout_seconds=3.0,
+        deadline_seconds=15.0,
+        timeout_seconds=10.0,
     )
 
     # analysis looks: the run, its metrics and tags appear
@@ -172,7 +174,7 @@ def test_a_rollout_is_logged_and_an_outage_neither_blocks_nor_raises(
     assert feed(sink, records[5:6], notification) < 0.5
     started = time.monotonic()
     assert sink.drain(timeout=60)
-    assert time.monotonic() - started < 30  # 2 tries, 3 s timeout each, within 5 s deadline
+    assert time.monotonic() - started < 30  # refused at once: 2 tries, 0.5 s apart
     outage = sink.health()
     assert (outage.delivered, outage.failed, outage.dropped) == (4, 1, 0)
     assert not outage.ok
