@@ -1,4 +1,5 @@
-"""``make demo`` (``python -m e2e.demo``): a biased model caught and rolled back, live, locally.
+"""``make demo`` (``python -m e2e.demo``): a biased model caught and rolled back, then a model
+that degrades after promotion caught by the guard and switched back, live, locally.
 
 A developer tool of the repository, not part of the fairshift package: it drives the checkout's
 local control plane (``e2e/cluster.sh``), simulated data plane (``e2e/dataplane``) and
@@ -10,11 +11,18 @@ local control plane (``e2e/cluster.sh``), simulated data plane (``e2e/dataplane`
    data plane (model servers following the Deployments, traffic following the HTTPRoute);
 3. rolls out a candidate that is unfair to older women only, and shows the phase, traffic
    weights and per-slice gates live until the rollout ends (or the time limit);
-4. prints ``kubectl get mro`` and where the evidence is, then stops its processes and brings
+4. rolls out a candidate that is fair in its shadow and canary steps and, once it serves
+   everyone, loses 0.4 of true positive rate for women (the data plane's ``production_bias``),
+   judged on the marginal groups only (intersections take longer to prove fair);
+   shows it promoted and Guarding, the guard's health and worst cells, the breach and the
+   switch back to the last known good revision, and how long after the drift began it was
+   caught;
+5. prints ``kubectl get mro`` and where the evidence is, then stops its processes and brings
    the cluster down if it brought it up (``--keep`` leaves everything running to inspect).
 
 Exits with :class:`fairshift.commands.exitcodes.ExitCode`: ``OK`` when the biased candidate
-was rolled back, ``FAILED`` when it was not or the demo broke, ``USAGE`` when it cannot start.
+was rolled back and the drifting one switched back by the guard, ``FAILED`` when either was
+not or the demo broke, ``USAGE`` when it cannot start.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -65,6 +74,50 @@ BIASED_CANDIDATE: dict[str, Any] = {
         "sex=F,age_band=30-59": {"tpr": 0.02},
     },
 }
+
+
+# Fair while it is judged against the stable model in shadow and canary; 20 s after it starts
+# serving production (the primary), women lose 0.4 of true positive rate.
+DRIFTING_CANDIDATE: dict[str, Any] = {
+    "seed": 3,
+    "latency_ms": 20,
+    "production_bias": {"sex=F": {"tpr": -0.4}},
+    "production_after_s": 20,
+}
+GUARD_ACTIONS = ("promotion-done-guarded", "guard-warning", "guard-breached", "restored")
+
+
+@dataclass(frozen=True)
+class Act:
+    """One rollout the demo shows: the candidate, a caption, and when it is over."""
+
+    candidate: Mapping[str, Any]
+    caption: str
+    over: Callable[[Mapping[str, Any]], bool]
+
+
+def rollout_ended(status: Mapping[str, Any]) -> bool:
+    return status.get("phase") in TERMINAL
+
+
+def guard_acted(status: Mapping[str, Any]) -> bool:
+    """The drifting candidate's act is over once it is switched back (or anything final but
+    Guarding: the guard is what the act waits for)."""
+    return status.get("phase") in ("RolledBack", "Failed", "Succeeded")
+
+
+ACTS = (
+    Act(
+        BIASED_CANDIDATE,
+        "candidate: TPR -0.4 for older women; every marginal group within the margin",
+        rollout_ended,
+    ),
+    Act(
+        DRIFTING_CANDIDATE,
+        "candidate: fair in its canary; once it serves everyone women lose 0.4 of TPR",
+        guard_acted,
+    ),
+)
 
 
 class DemoError(RuntimeError):
@@ -176,7 +229,8 @@ class Demo:
             "dataplane",
             [sys.executable, "-m", "e2e.dataplane", "--kubeconfig", kubeconfig,
              "--namespace", self.namespace, "--target", TARGET, "--rollout", ROLLOUT,
-             "--rate", str(self.args.rate), "--duration", str(self.args.time_limit + 60),
+             "--rate", str(self.args.rate),
+             "--duration", str(len(ACTS) * self.args.time_limit + 120),
              "--stats-file", str(self.stats_file)],
         )  # fmt: skip
 
@@ -197,19 +251,17 @@ class Demo:
         except (OSError, ValueError):
             return {}
 
-    def inject(self) -> None:
-        value = json.dumps(BIASED_CANDIDATE, sort_keys=True, separators=(",", ":"))
+    def inject(self, candidate: Mapping[str, Any]) -> None:
+        value = json.dumps(candidate, sort_keys=True, separators=(",", ":"))
         self.kubectl(
             "-n", self.namespace, "set", "env", f"deployment/{TARGET}", f"SIM_MODEL={value}"
         )
 
-    def view(self, started: float) -> Group:
-        obj = self.mro()
+    def view(self, act: Act, obj: Mapping[str, Any], started: float) -> Group:
         elapsed = time.monotonic() - started
         header = Text.from_markup(
             f"[bold]fairshift demo[/]  namespace [bold]{self.namespace}[/]  "
-            f"{elapsed:.0f}s of at most {self.args.time_limit:.0f}s  "
-            "[dim](candidate: TPR -0.4 for older women; every marginal group within the margin)[/]"
+            f"{elapsed:.0f}s of at most {self.args.time_limit:.0f}s  [dim]({act.caption})[/]"
         )
         parts: list[Any] = [header]
         if obj:
@@ -217,23 +269,64 @@ class Demo:
                 parts.append(render_status(obj, datetime.now(UTC)))
             except StatusError as error:
                 parts.append(Text(f"status not readable yet: {error}"))
+            guard = (obj.get("status") or {}).get("guard")
+            if guard:
+                parts.append(guard_panel(guard))
         parts.append(traffic_panel(self.stats()))
         return Group(*parts)
 
-    def watch(self) -> str | None:
+    def play(self, act: Act) -> dict[str, Any]:
+        """Roll out the act's candidate and show it live until the act is over (or the time
+        limit); returns the rollout's last status."""
+        before = (self.mro().get("status") or {}).get("phase")
+        self.inject(act.candidate)
+        if before != "Idle":  # wait until the operator took the new revision up
+            self.wait("the new revision", lambda: self.phase() not in (before, None), 60)
         started = time.monotonic()
-        phase = None
-        with Live(self.view(started), console=self.console, refresh_per_second=2) as live:
+        obj = self.mro()
+        with Live(self.view(act, obj, started), console=self.console, refresh_per_second=2) as live:
             while time.monotonic() - started < self.args.time_limit:
-                live.update(self.view(started))
-                phase = self.phase()
-                if phase in TERMINAL:
+                obj = self.mro()
+                live.update(self.view(act, obj, started))
+                if act.over(obj.get("status") or {}):
                     break
                 time.sleep(1.0)
-            live.update(self.view(started))
-        return phase
+        status: dict[str, Any] = obj.get("status") or {}
+        return status
+
+    def marginal_slices_only(self) -> None:
+        """For the guard's act the rollout judges the marginal groups only: proving a fair
+        candidate fair on every intersection (e.g. the four-fifths rule's lower bound above 0.8
+        for older women) takes longer than a demo's few minutes of simulated traffic."""
+        patch = {"spec": {"analysis": {"slices": {"intersections": False}}}}
+        self.kubectl(
+            "-n", self.namespace, "patch", "mro", ROLLOUT, "--type=merge", "-p", json.dumps(patch)
+        )
+
+    def guard_story(self) -> None:
+        """The guard's records, and how long after the drift began it was caught."""
+        text = self.kubectl(
+            "-n", self.namespace, "get", "configmap", f"{ROLLOUT}-audit", "-o",
+            "jsonpath={.data.records\\.jsonl}", check=False,
+        )  # fmt: skip
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        self.console.rule("what the guard recorded")
+        for record in records:
+            if record.get("action") in GUARD_ACTIONS:
+                message = str(record.get("message", ""))[:150]
+                self.console.print(f"  {record['time']}  [bold]{record['action']}[/]  {message}")
+        drift = drift_began(self.stats())
+        breach = next((r for r in records if r.get("action") == "guard-breached"), None)
+        if drift is not None and breach is not None:
+            caught = parse_time(breach["time"]) - drift
+            self.console.print(
+                f"  the live model began to drift at {format_time(drift)}; "
+                f"the guard caught it [bold]{caught:.0f}s[/] later "
+                "(looks every 30 s; the time is in whole seconds)"
+            )
 
     def epilogue(self, phase: str | None) -> None:
+        self.guard_story()
         ns = self.namespace
         self.console.rule("kubectl get mro")
         self.console.print(self.kubectl("-n", ns, "get", "mro", "-o", "wide", check=False))
@@ -288,6 +381,34 @@ class Demo:
             self.kubectl("delete", "namespace", self.namespace, "--wait=false", check=False)
 
 
+def guard_panel(guard: Mapping[str, Any]) -> Panel:
+    """The guarded cells closest to a breach (the status above shows health and looks)."""
+    lines = []
+    for cell in (guard.get("worst") or [])[:4]:
+        estimate = cell.get("estimate")
+        shown = "-" if estimate is None else f"{estimate:.3f}"
+        lines.append(
+            f"{cell['gate']:<18} {cell['slice']:<14} {cell['grade']:<9} "
+            f"at {cell['level']:.2f} of the breach threshold  estimate {shown}"
+        )
+    body = "\n".join(lines) or "no look yet"
+    return Panel(Text(body), title="the guard: cells closest to a breach", title_align="left")
+
+
+def drift_began(stats: Mapping[str, Any]) -> float | None:
+    """When the primary's model server began to add its production bias (wall time)."""
+    times = [p["driftsAt"] for p in stats.get("podHistory", []) if p.get("driftsAt")]
+    return min(times) if times else None
+
+
+def parse_time(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def format_time(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%H:%M:%S")
+
+
 def traffic_panel(stats: Mapping[str, Any]) -> Panel:
     traffic = stats.get("traffic") or {}
     counts = traffic.get("counts") or {}
@@ -311,6 +432,10 @@ def model_summary(model: Mapping[str, Any]) -> str:
     for where, shifts in worst:
         shift = ", ".join(f"{k} {v:+g}" for k, v in shifts.items())
         parts.append(f"bias on {len(bias)} slices, worst {where} ({shift})")
+    for where, shifts in (model.get("production_bias") or {}).items():
+        shift = ", ".join(f"{k} {v:+g}" for k, v in shifts.items())
+        after = model.get("production_after_s", 0)
+        parts.append(f"in production after {after:g}s: {where} ({shift})")
     return ", ".join(parts)
 
 
@@ -321,7 +446,9 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    options.add_argument("--time-limit", type=float, default=420.0, help="seconds (default 420)")
+    options.add_argument(
+        "--time-limit", type=float, default=480.0, help="seconds per rollout shown (default 480)"
+    )
     options.add_argument("--rate", type=float, default=250.0, help="simulated requests per second")
     options.add_argument(
         "--keep", action="store_true", help="leave the cluster, namespace and processes' data"
@@ -339,6 +466,7 @@ def run(args: argparse.Namespace) -> int:
         console = Console(width=160)
     demo = Demo(args, console)
     phase: str | None = None
+    handled = False
     try:
         demo.up()
         demo.apply()
@@ -346,8 +474,16 @@ def run(args: argparse.Namespace) -> int:
         console.print(f"waiting for the operator to adopt [bold]{demo.namespace}/{ROLLOUT}[/] ...")
         demo.wait("the rollout to become Idle", lambda: demo.phase() == "Idle", 180)
         console.print("rolling out the biased candidate (a new pod template) ...")
-        demo.inject()
-        phase = demo.watch()
+        phase = demo.play(ACTS[0]).get("phase")
+        if phase == "RolledBack":
+            console.print(
+                "rolling out a candidate that is fair until it serves everyone: "
+                "promoted, then guarded ..."
+            )
+            demo.marginal_slices_only()
+            final = demo.play(ACTS[1])
+            handled = final.get("phase") == "RolledBack" and final.get("reason") == "GuardBreached"
+            phase = final.get("phase")
         demo.epilogue(phase)
     except DemoError as error:
         console.print(f"[red]demo failed: {error}[/]  (logs: {demo.workdir})")
@@ -357,7 +493,7 @@ def run(args: argparse.Namespace) -> int:
         return ExitCode.INTERRUPTED
     finally:
         demo.cleanup()
-    return ExitCode.OK if phase == "RolledBack" else ExitCode.FAILED
+    return ExitCode.OK if handled else ExitCode.FAILED
 
 
 if __name__ == "__main__":
