@@ -47,6 +47,21 @@ def test_a_rare_intersection_below_min_samples_does_not_hold_a_good_rollout_fore
     assert "fewer than minSamples" in decision.message
 
 
+def test_a_slice_still_pending_at_the_budget_passes_on_a_final_look_within_its_bound() -> None:
+    """A small slice whose always-valid bounds are still wider than the margin, but whose
+    estimate is well inside it, is judged once more when the budget is spent."""
+    cells = {
+        slice_key({"zip": z}): BinaryCounts(n, 0.3 * n) for z, n in (("a", 60_000), ("b", 800))
+    }
+    same = VersionCounts(cells=cells)
+    result = evaluate(analysis(["zip"]), same, same)
+    assert Outcome.PENDING in {c.outcome for c in result.cells}
+    assert decide(result, EARLY).action is Action.HOLD
+    decision = decide(result, SPENT, last_step=True)
+    assert decision.action is Action.PROMOTE
+    assert "final one-sided look" in decision.message
+
+
 def test_nothing_judged_at_all_still_pauses() -> None:
     few = VersionCounts(cells={slice_key({"zip": "001"}): BinaryCounts(20, 6)})
     result = evaluate(analysis(["zip"]), few, few)

@@ -9,9 +9,11 @@ conclusion applies ``onInconclusive``; otherwise hold and keep collecting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from statistics import NormalDist
 
 from fairshift.api.status import Outcome, Verdict
 from fairshift.engine.counts import slice_name
@@ -89,12 +91,14 @@ def decide(
         action = Action.PROMOTE if last_step else Action.ADVANCE
         message = "every gate passed on every slice"
         return Decision(action, Verdict.SUCCESSFUL, "GatesPassed", message)
-    if clock.budget_spent and not missing and not warned and too_few_only(evaluation):
+    if clock.budget_spent and not missing and not warned and settled(evaluation):
         action = Action.PROMOTE if last_step else Action.ADVANCE
-        unjudged = len(open_cells)
+        final = sum(1 for c in open_cells if c.outcome is Outcome.PENDING)
+        unjudged = len(open_cells) - final
         message = (
-            f"every judged slice passed; {unjudged} slice checks had fewer than minSamples "
-            "when the step's budget was spent and were not judged"
+            f"every slice passed when the step's budget was spent: {final} slice checks on a "
+            f"final one-sided look at alpha {evaluation.alpha:g}, {unjudged} had fewer than "
+            "minSamples and were not judged"
         )
         return Decision(action, Verdict.SUCCESSFUL, "GatesPassed", message)
     if clock.budget_spent:
@@ -108,20 +112,35 @@ def decide(
     return Decision(Action.HOLD, Verdict.RUNNING, "Analysing", f"collecting evidence: {waiting}")
 
 
-def too_few_only(evaluation: Evaluation) -> bool:
-    """Every cell passed or is below ``minSamples``, and every gate passed somewhere.
+def settled(evaluation: Evaluation) -> bool:
+    """At the end of the step's budget: no cell is beyond its bound, every pending cell is
+    within it on a final fixed-sample look, and every gate passed somewhere.
 
-    At the end of the step's budget a rare slice (an intersection of three attributes) may
-    still lack ``minSamples``: it is reported as not judged rather than holding the rollout
-    forever, provided every gate passed on the slices that had the samples (its marginal
-    groups and the whole population contain the rare slice's decisions).
+    The final look happens once, at a time fixed in advance (the budget's end), so a one-sided
+    normal bound at the analysis alpha is valid for it; promotion needs every cell to pass, so
+    a harmful cell is promoted with a chance of at most alpha here plus alpha on the always-
+    valid bounds before (intersection-union). A slice still short of ``minSamples`` (a rare
+    intersection) is reported as not judged rather than holding the rollout forever: its
+    decisions are part of its marginal groups and of the whole population, which were judged.
     """
-    judged = {Outcome.PASS, Outcome.INSUFFICIENT}
-    if any(c.outcome not in judged for c in evaluation.cells):
-        return False
+    for cell in evaluation.cells:
+        if cell.outcome is Outcome.PENDING and not final_look_passes(cell, evaluation.alpha):
+            return False
+        if cell.outcome not in (Outcome.PASS, Outcome.PENDING, Outcome.INSUFFICIENT):
+            return False
     return all(
         any(c.outcome is Outcome.PASS for c in evaluation.of_gate(g)) for g in evaluation.gates
     )
+
+
+def final_look_passes(cell: CellResult, alpha: float) -> bool:
+    """The cell's one-sided normal bounds at ``alpha`` lie within its acceptable region."""
+    m = cell.measurement
+    if m.estimate is None or m.variance is None or not m.variance > 0:
+        return False
+    width = NormalDist().inv_cdf(1.0 - alpha) * math.sqrt(m.variance)
+    low, high = m.acceptable
+    return m.estimate - width >= low and m.estimate + width <= high
 
 
 def at_budget(

@@ -50,6 +50,7 @@ class Evaluation:
     cells: tuple[CellResult, ...]
     gates: tuple[Gate, ...]
     budget: Budget = field(default_factory=Budget)
+    alpha: float = 0.05  # the analysis alpha: the level a cell may pass at (intersection-union)
 
     def of_gate(self, gate: Gate) -> list[CellResult]:
         return [c for c in self.cells if c.gate.name == gate.name]
@@ -249,7 +250,7 @@ def evaluate(
     if not single_look:  # the offline gate reports groups a file lost on its own
         cells, budget = apply_ledger(cells, carried or {})
         cells.extend(sample_ratio_cells(stable, candidate, analysis))
-    return Evaluation(tuple(cells), chosen, budget)
+    return Evaluation(tuple(cells), chosen, budget, analysis.alpha)
 
 
 def apply_ledger(
