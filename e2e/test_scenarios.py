@@ -885,7 +885,9 @@ def test_prometheus_down_while_guarding_degrades_the_guard_and_changes_nothing(
     assert "guard-breached" not in actions and "guard-alert" not in actions, actions
 
 
-def test_a_fair_model_under_a_day_night_traffic_mix_is_never_alarmed(scenario: Scenario) -> None:
+def test_a_fair_model_under_a_day_night_traffic_mix_is_never_alarmed_by_the_guard(
+    scenario: Scenario,
+) -> None:
     world = scenario
     # the share of applicants aged 60+ swings from 5 % ("day") to 60 % ("night") every 2 minutes
     mix = ("--mix", "age_band=60+:0.05:0.6", "--mix-period", "120")
@@ -955,7 +957,7 @@ def test_kill_takes_a_guarded_model_out_of_the_path_until_revived(scenario: Scen
     assert actions.index("kill") < actions.index("revive-guarded"), actions
 
 
-def test_an_escalated_breach_keeps_serving_and_holds_the_next_rollout_until_acked(
+def test_an_escalated_guard_breach_keeps_serving_and_holds_the_next_rollout_until_acked(
     scenario: Scenario,
 ) -> None:
     world = scenario
