@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -37,8 +38,9 @@ from fairshift.api.status import GateEvidence, Outcome
 from fairshift.commands.exitcodes import ExitCode
 
 if TYPE_CHECKING:  # the engine (numpy, scipy) loads only when the command runs
-    from fairshift.engine.counts import VersionCounts
+    from fairshift.engine.counts import BinaryCounts, SliceKey, VersionCounts
     from fairshift.engine.gates import Evaluation
+    from fairshift.engine.slices import Grouping
 
 COVERAGE_GATE = "(groups)"
 """The row of a group the candidate file lost (not a gate name a policy can use)."""
@@ -87,8 +89,12 @@ def run_gate(args: argparse.Namespace) -> GateResult:
     stable_file = read_counts(args.stable, attributes)
     candidate_file = read_counts(args.candidate, attributes)
     stable, candidate = stable_file.counts, candidate_file.counts
+    stable_groups, candidate_groups = (
+        grouped(analysis.slices, stable),
+        grouped(analysis.slices, candidate),
+    )
     try:
-        check_reference(analysis.slices, stable, candidate)
+        check_reference(analysis.slices, stable_groups, candidate_groups)
     except ValueError as error:
         raise PolicyError(f"{args.policy}: {error}") from None
     paired, test = pair_rows(stable_file.decisions, candidate_file.decisions)
@@ -101,40 +107,55 @@ def run_gate(args: argparse.Namespace) -> GateResult:
         gates=offline,
         refine=None if paired is None else partial(paired_measurement, rows=paired),
     )
-    found = lost_groups(analysis.slices, stable, candidate) + rows(analysis, evaluation)
+    found = lost_groups(analysis.slices, stable_groups, candidate_groups)
+    found += rows(analysis, evaluation)
     return GateResult(found, test)
 
 
-def check_reference(slices: Slices, stable: VersionCounts, candidate: VersionCounts) -> None:
+def grouped(slices: Slices, counts: VersionCounts) -> dict[Grouping, dict[SliceKey, BinaryCounts]]:
+    """One version's counts summed into every grouping the policy analyses, once."""
+    from fairshift.engine.slices import aggregate, groupings
+
+    return {
+        g: aggregate(counts.cells, g) for g in groupings(slices.attributes, slices.intersections)
+    }
+
+
+def check_reference(
+    slices: Slices,
+    stable: Mapping[Grouping, Mapping[SliceKey, BinaryCounts]],
+    candidate: Mapping[Grouping, Mapping[SliceKey, BinaryCounts]],
+) -> None:
     """The reference rule ``measure`` applies: a sliced attribute, a group present in the data."""
-    from fairshift.engine.slices import ReferencePolicy, aggregate, groupings
+    from fairshift.engine.slices import ReferencePolicy
 
     policy = ReferencePolicy.parse(slices.reference, slices.min_samples)
     policy.check_attributes(slices.attributes)
-    for grouping in groupings(slices.attributes, slices.intersections):
-        together = dict(aggregate(stable.cells, grouping))
-        for key, counts in aggregate(candidate.cells, grouping).items():
+    for grouping, groups in stable.items():
+        together = dict(groups)
+        for key, counts in candidate[grouping].items():
             together[key] = together[key] + counts if key in together else counts
         policy.check_present(together, grouping)
 
 
 def lost_groups(
-    slices: Slices, stable: VersionCounts, candidate: VersionCounts
+    slices: Slices,
+    stable: Mapping[Grouping, Mapping[SliceKey, BinaryCounts]],
+    candidate: Mapping[Grouping, Mapping[SliceKey, BinaryCounts]],
 ) -> list[GateEvidence]:
     """A group the stable file has and the candidate file lacks: its gates cannot vanish.
 
     It fails when stable has at least ``minSamples`` decisions for it, and is insufficient
     (not proven) otherwise; either way the gate cannot pass.
     """
-    from fairshift.engine.counts import BinaryCounts, slice_name
-    from fairshift.engine.slices import aggregate, groupings
+    from fairshift.engine.counts import slice_name
 
     found: list[GateEvidence] = []
-    for grouping in groupings(slices.attributes, slices.intersections):
-        after = aggregate(candidate.cells, grouping)
-        for key, counts in sorted(aggregate(stable.cells, grouping).items()):
+    for grouping, groups in stable.items():
+        after = candidate[grouping]
+        for key, counts in sorted(groups.items()):
             n = counts.predictions
-            if n == 0 or after.get(key, BinaryCounts()).predictions > 0:
+            if n == 0 or (key in after and after[key].predictions > 0):
                 continue
             enough = n >= slices.min_samples
             found.append(

@@ -71,6 +71,10 @@ class BinaryCounts:
         )
 
 
+_INCREASING: set[tuple[float, ...]] = set()
+"""Bucket bounds already checked to increase."""
+
+
 @dataclass(frozen=True)
 class Histogram:
     """A histogram as Prometheus keeps it: bucket upper bounds and the count in each bucket.
@@ -85,8 +89,12 @@ class Histogram:
     def __post_init__(self) -> None:
         if len(self.bounds) != len(self.counts):
             raise ValueError("a histogram needs one count per bucket bound")
+        if self.bounds in _INCREASING:  # tens of thousands of slices share a few bucket layouts
+            return
         if any(b2 <= b1 for b1, b2 in zip(self.bounds, self.bounds[1:], strict=False)):
             raise ValueError("histogram bucket bounds must increase")
+        if len(_INCREASING) < 1024:
+            _INCREASING.add(self.bounds)
 
     @property
     def total(self) -> float:

@@ -278,7 +278,7 @@ def _score_histograms(
     cells = decisions.cells
 
     def histogram(counts: FloatArray) -> Histogram:
-        return Histogram(SCORE_BOUNDS, tuple(float(x) for x in counts))
+        return Histogram(SCORE_BOUNDS, tuple(counts.tolist()))
 
     scores = {cells[i]: histogram(everything[i]) for i in np.flatnonzero(everything.sum(1))}
     labelled_scores = {
