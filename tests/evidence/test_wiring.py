@@ -134,3 +134,23 @@ def test_fan_out_gives_every_notifier_every_record_even_when_one_raises() -> Non
     for record in rollout_records()[:3]:
         fan_out.notify("lending", "credit-scorer", record, [])
     assert working.seen == [1, 2, 3]
+
+
+def test_the_fan_out_reports_the_first_sink_problem_for_the_named_sinks() -> None:
+    from fairshift.api.notifications import Notification
+    from fairshift.notify.fanout import FanOut
+
+    class Quiet:
+        def notify(self, *_: object) -> None: ...
+
+        def problem(self, _notifications: object) -> str | None:
+            return None
+
+    class Down(Quiet):
+        def problem(self, _notifications: object) -> str | None:
+            return "MLflow unreachable"
+
+    server = {"trackingUri": "http://m:5000", "experiment": "credit"}
+    named = [Notification.model_validate({"mlflow": server})]
+    assert FanOut(Quiet(), Down()).problem(named) == "MLflow unreachable"
+    assert FanOut(Quiet()).problem(named) is None

@@ -18,7 +18,7 @@ from fairshift import handlers
 from fairshift.executing import analysing
 from fairshift.k8s.errors import Forbidden, Unreachable
 from tests.operator.test_reconciling import canary_share_written, started
-from tests.operator.world import NAME, NS, TARGET, World
+from tests.operator.world import NAME, NS, TARGET, World, spec
 
 
 def test_a_stale_body_served_to_the_same_reconciler_never_re_decides() -> None:
@@ -168,3 +168,50 @@ def test_one_budget_per_revision_is_carried_across_analysis_windows(
     world.until(lambda w: w.status.get("candidateRevision") != first_window_last_look["revision"])
     world.until(lambda w: w.status.get("alphaLedger") is not None, limit=10)
     assert seen[-1] == {}  # a new revision has its own budget
+
+
+class DownSink:
+    """A notifier whose MLflow server does not answer."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def notify(self, namespace: str, rollout: str, record: Any, notifications: Any = ()) -> None:
+        self.records.append(record)
+
+    def problem(self, notifications: Any) -> str | None:
+        return "MLflow unreachable or refusing records: connection refused"
+
+
+def test_an_unreachable_evidence_sink_is_a_condition_and_never_holds_the_rollout() -> None:
+    mlflow = {"mlflow": {"trackingUri": "http://mlflow:5000", "experiment": "credit"}}
+    world = World(spec=spec(notifications=[mlflow]), notifier=DownSink())
+    world.until_phase("Idle")
+    world.new_revision()
+    world.until_phase("Guarding", limit=40)
+    sink = next(c for c in world.status["conditions"] if c["type"] == "EvidenceSink")
+    assert sink["status"] == "False" and "connection refused" in sink["message"]
+    assert world.notifier.records  # every record was still handed over
+
+
+def test_a_retry_of_the_same_revision_keeps_spending_its_one_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, float]] = []
+    real = analysing.evaluate
+
+    def spy(*args: Any, carried: Any = None, **kwargs: Any) -> Any:
+        seen.append(dict(carried or {}))
+        return real(*args, carried=carried, **kwargs)
+
+    monkeypatch.setattr(analysing, "evaluate", spy)
+    world = started()
+    world.metrics.candidate_tpr = {("F", "old"): 0.5}
+    world.new_revision()
+    world.until_phase("RolledBack", limit=40)
+    spent = world.status["alphaLedger"]
+    world.act("retry", "again")
+    world.until(lambda w: len(seen) > 0 and w.status.get("phase") != "RolledBack", limit=5)
+    looks = len(seen)
+    world.until(lambda w: len(seen) > looks, limit=10)
+    assert seen[-1] and seen[-1] == spent["current"]  # the retry starts where it stopped

@@ -118,6 +118,7 @@ class World:
     events: list[tuple[str, str, str]] = field(default_factory=list)
     step: timedelta = timedelta(seconds=30)
     reuse_reconciler: bool = False  # as the operator does: one reconciler for every tick
+    notifier: Any = None  # a fake notifier, when a test needs one
     _reconciler: Reconciler | None = None
 
     def __post_init__(self) -> None:
@@ -150,6 +151,7 @@ class World:
             router_for=router_for,
             metrics_for=lambda _spec: self.metrics,
             audit=self.audit,
+            **({"notifier": self.notifier} if self.notifier is not None else {}),
         )
 
     def reconciler(self) -> Reconciler:

@@ -175,9 +175,17 @@ class GateEvidence(Model):
 
 
 ConditionType = Literal[
-    "Progressing", "Analysed", "Paused", "Completed", "InvalidSpec", "Degraded", "Blocked"
+    "Progressing",
+    "Analysed",
+    "Paused",
+    "Completed",
+    "InvalidSpec",
+    "Degraded",
+    "Blocked",
+    "EvidenceSink",
 ]
-"""``Blocked``: a write needs a person (RBAC, a missing CRD, an object fairshift does not own)."""
+"""``Blocked``: a write needs a person (RBAC, a missing CRD, an object fairshift does not own).
+``EvidenceSink``: whether the rollout's evidence reaches the sinks it names (MLflow)."""
 
 
 class Condition(Model):

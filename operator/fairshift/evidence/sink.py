@@ -182,6 +182,15 @@ class MlflowSink:
 
     # what the operator can ask -------------------------------------------------------------
 
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
+        """Why records for MLflow may not be arriving (for a rollout that names a server)."""
+        if not any(n.mlflow is not None for n in notifications):
+            return None
+        health = self.health()
+        if health.ok:
+            return None
+        return f"MLflow unreachable or refusing records: {health.last_error or 'records dropped'}"
+
     def health(self) -> SinkHealth:
         """Counts and the last problem (``ok`` is False until a delivery succeeds again)."""
         with self._lock:

@@ -216,6 +216,9 @@ class Reconciler:
             plan = planner.unblocked(plan, now)
         for record in stored:
             self.deps.notifier.notify(rollout.namespace, rollout.name, record, spec.notifications)
+        named = any(n.mlflow is not None for n in spec.notifications)
+        problem = self.deps.notifier.problem(spec.notifications)
+        plan = planner.evidence_sink(plan, problem, named, now)
         status = self.dump(plan.status, rollout)
         self.deps.telemetry.observe_rollout(
             rollout.namespace, rollout.name, status["phase"], status["canaryWeight"]

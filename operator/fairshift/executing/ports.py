@@ -87,6 +87,9 @@ class Notifier(Protocol):
         notifications: Sequence[Notification] = (),
     ) -> None: ...
 
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
+        """Why evidence may not be reaching these notifications' sinks now, or None."""
+
 
 class Telemetry(Protocol):
     """The operator's own metrics (``fairshift.metrics.operator_metrics``)."""
@@ -138,6 +141,9 @@ class NullNotifier:
         record: Mapping[str, Any],
         notifications: Sequence[Notification] = (),
     ) -> None:
+        return None
+
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
         return None
 
 

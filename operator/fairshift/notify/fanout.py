@@ -24,6 +24,8 @@ class Notifier(Protocol):
         notifications: Sequence[Notification] = (),
     ) -> None: ...
 
+    def problem(self, notifications: Sequence[Notification]) -> str | None: ...
+
 
 class FanOut:
     """Hands every record to each of ``notifiers``, in order."""
@@ -49,3 +51,8 @@ class FanOut:
                     rollout,
                     error,
                 )
+
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
+        """The first sink's problem with these notifications, if any has one."""
+        found = (notifier.problem(notifications) for notifier in self.notifiers)
+        return next((problem for problem in found if problem is not None), None)

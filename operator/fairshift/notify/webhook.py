@@ -64,6 +64,10 @@ class Notifier:
         self._session = session or requests.Session()
         self._executor = executor
 
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
+        """Webhooks are fire-and-forget: a failed delivery is logged, never a condition."""
+        return None
+
     def notify(
         self,
         namespace: str,

@@ -144,3 +144,15 @@ def initialize(draft: Draft, observed: Observation) -> None:
     scale_candidate(draft, observed, 0)
     draft.say(f"revision {primary.revision} is stable and takes all traffic", "Adopted")
     apply(draft, Happening(Event.INITIALIZED))
+
+
+def evidence_sink(done: Plan, problem: str | None, named: bool, now: datetime) -> Plan:
+    """The ``EvidenceSink`` condition: False with the reason while a named sink (MLflow) does
+    not take the rollout's records; the rollout itself goes on either way."""
+    if problem is not None:
+        done.status = with_condition(
+            done.status, "EvidenceSink", "False", "SinkUnreachable", problem, now
+        )
+    elif named:
+        done.status = with_condition(done.status, "EvidenceSink", "True", "Delivering", "", now)
+    return done

@@ -62,7 +62,10 @@ def apply(draft: Draft, happening: Happening) -> None:
 def apply_effect(draft: Draft, effect: Effect) -> None:
     status = draft.status
     if effect is Effect.START:
-        draft.set(current_step=None if draft.spec.strategy.shadow else 0, alpha_ledger=None)
+        ledger = status.alpha_ledger
+        if ledger is not None and ledger.revision != status.candidate_revision:
+            draft.set(alpha_ledger=None)  # a new revision has a budget of its own; a retry not
+        draft.set(current_step=None if draft.spec.strategy.shadow else 0)
         restart_clocks(draft)
     elif effect is Effect.NEXT_STEP:
         step = status.current_step
