@@ -15,6 +15,7 @@ from fairshift.api.notifications import Notification
 from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import GateEvidence
 from fairshift.metrics.source import MetricSource
+from fairshift.notify.fanout import Notifier
 from fairshift.planning.observation import DeploymentState
 from fairshift.routing.base import Router
 
@@ -76,19 +77,6 @@ class AuditLog(Protocol):
     ) -> Mapping[str, Any]: ...
 
     def read_records(self, namespace: str, rollout: str) -> list[dict[str, Any]]: ...
-
-
-class Notifier(Protocol):
-    def notify(
-        self,
-        namespace: str,
-        rollout: str,
-        record: Mapping[str, Any],
-        notifications: Sequence[Notification] = (),
-    ) -> None: ...
-
-    def problem(self, notifications: Sequence[Notification]) -> str | None:
-        """Why evidence may not be reaching these notifications' sinks now, or None."""
 
 
 class Telemetry(Protocol):

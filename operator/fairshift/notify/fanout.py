@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 
 class Notifier(Protocol):
+    """What the executor hands every audit record to (the notifier port)."""
+
     def notify(
         self,
         namespace: str,
@@ -24,7 +26,8 @@ class Notifier(Protocol):
         notifications: Sequence[Notification] = (),
     ) -> None: ...
 
-    def problem(self, notifications: Sequence[Notification]) -> str | None: ...
+    def problem(self, notifications: Sequence[Notification]) -> str | None:
+        """Why evidence may not be reaching these notifications' sinks now, or None."""
 
 
 class FanOut:
