@@ -133,3 +133,19 @@ def test_an_escalated_breach_holds_the_next_rollout_until_acknowledged() -> None
     world.until_phase("Canary", limit=5)
     acked = [r for r in world.audit.read_records(NS, NAME) if r["action"] == "acknowledge"]
     assert acked and acked[0]["requestedBy"] == "bob"
+
+
+def test_the_report_charts_the_guard_from_its_records() -> None:
+    from fairshift.report.building import build_charts
+    from fairshift.report.timeline import from_records
+
+    world = promoted(guard={"onBreach": "alert"})
+    world.tick(70)  # an hour of looks: an attestation
+    world.metrics.candidate_tpr = {("F", "old"): 0.5}
+    world.until(lambda w: "guard-alert" in actions(w), limit=20)
+    data = from_records("lending/credit-scorer", world.audit.read_records(NS, NAME))
+    healths = [look.guard_health for look in data.looks if look.guard_health]
+    assert healths[0] == "Healthy" and "Breached" in healths
+    assert any(look.guard_level and look.guard_level >= 1 for look in data.looks)
+    charts = {chart.name: chart for chart in build_charts(data)}
+    assert charts["guard-health.png"].png.startswith(b"\x89PNG")

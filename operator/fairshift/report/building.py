@@ -15,6 +15,7 @@ from fairshift.report.charts import (
     forest_figure,
     gate_names,
     gate_timeline_figure,
+    guard_figure,
     png_bytes,
     weights_figure,
 )
@@ -56,6 +57,16 @@ def build_charts(data: ReportData) -> list[Chart]:
                 "share of live traffic on the candidate (and mirrored to it) over time; "
                 "each marker is a decision, labelled by its action",
                 png_bytes(weights_figure(data.looks, data.timeline_note)),
+            )
+        )
+    if any(look.guard_health for look in data.looks):
+        charts.append(
+            Chart(
+                "guard-health.png",
+                "The guard after promotion",
+                "the guarded model's health at each of the guard's records (hourly attestations, "
+                "warnings, breaches) and the worst detector against its breach level (1 = breach)",
+                png_bytes(guard_figure(data.looks)),
             )
         )
     for gate in gate_names(data.looks):

@@ -343,3 +343,52 @@ def forest_figure(gate: str, evidence: Sequence[GateEvidence]) -> Figure:
     ax.set_title(f"{gate} ({rows[0].severity}): acceptable {region.label}", fontsize=11)
     figure.tight_layout()
     return figure
+
+
+HEALTH_LEVELS = {"Healthy": 0, "Warning": 1, "Breached": 2, "Degraded": 3}
+
+
+def guard_figure(looks: Sequence[Look]) -> Figure:
+    """The guard over time: its health at each of its records (attestations, warnings,
+    breaches) and how close the worst detector came to its breach level."""
+    guarded = [look for look in looks if look.guard_health in HEALTH_LEVELS]
+    if not guarded:
+        raise ValueError("no guard records to draw")
+    figure = Figure(figsize=(11, 3.6))
+    ax = figure.subplots()
+    times = date_numbers([x.time for x in guarded])
+    ax.step(
+        times,
+        [HEALTH_LEVELS[str(x.guard_health)] for x in guarded],
+        where="post",
+        color="#37474f",
+        lw=2,
+        marker="o",
+        ms=3,
+        label="health (at each guard record)",
+    )
+    ax.set_yticks(list(HEALTH_LEVELS.values()), list(HEALTH_LEVELS))
+    ax.set_ylim(-0.5, 3.5)
+    levels = [
+        (t, x.guard_level) for t, x in zip(times, guarded, strict=True) if x.guard_level is not None
+    ]
+    if levels:
+        level_ax = ax.twinx()
+        level_ax.plot(
+            [t for t, _ in levels],
+            [v for _, v in levels],
+            "o-",
+            color="#c62828",
+            ms=3,
+            lw=1,
+            label="worst detector / breach level",
+        )
+        level_ax.axhline(1.0, color="#c62828", ls=":", lw=1)
+        level_ax.set_ylabel("worst detector / breach level", fontsize=8)
+        level_ax.set_ylim(bottom=0)
+    ax.set_xlabel("time (UTC)")
+    ax.grid(alpha=0.25)
+    time_axis(ax)
+    ax.set_title("the guard after promotion", fontsize=11)
+    figure.tight_layout()
+    return figure

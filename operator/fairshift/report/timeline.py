@@ -39,6 +39,8 @@ class Look:
     canary_weight: int | None = None
     mirror_percent: int | None = None
     evidence: tuple[GateEvidence, ...] = ()
+    guard_health: str | None = None  # the guard's records: its health at this moment
+    guard_level: float | None = None  # the worst detector, as a fraction of its breach level
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,23 @@ def look_from_record(record: Mapping[str, Any]) -> Look:
         canary_weight=optional_int(record.get("canaryWeight")),
         mirror_percent=optional_int(record.get("mirrorPercent")),
         evidence=parse_evidence(record.get("evidence"), where),
+        guard_health=guard_of(record).get("health"),
+        guard_level=worst_level(guard_of(record)),
     )
+
+
+def guard_of(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The guard's detail of a record (its health, looks and worst cells), if it has one."""
+    guard = record.get("guard")
+    return guard if isinstance(guard, Mapping) else {}
+
+
+def worst_level(guard: Mapping[str, Any]) -> float | None:
+    worst = guard.get("worst")
+    if not isinstance(worst, list) or not worst or not isinstance(worst[0], Mapping):
+        return None
+    level = worst[0].get("level")
+    return float(level) if isinstance(level, int | float) else None
 
 
 def from_records(
