@@ -149,3 +149,12 @@ def test_the_report_charts_the_guard_from_its_records() -> None:
     assert any(look.guard_level and look.guard_level >= 1 for look in data.looks)
     charts = {chart.name: chart for chart in build_charts(data)}
     assert charts["guard-health.png"].png.startswith(b"\x89PNG")
+
+
+def test_a_guarded_rollout_still_looks_for_a_new_revision_often() -> None:
+    """The guard looks every few minutes, but a new revision of the target must not wait
+    for the next look: kopf wakes the operator only for changes of the ModelRollout."""
+    world = promoted()
+    result = world.tick()
+    assert result.next_check is not None
+    assert (result.next_check - (world.now - world.step)).total_seconds() <= 10

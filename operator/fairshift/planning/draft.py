@@ -62,7 +62,9 @@ class Draft:
         self.status = with_condition(self.status, kind, value, reason, message, self.now)
 
     def plan(self, default_wait: float) -> Plan:
-        wait = default_wait if self.wait is None else self.wait
+        """The plan, looking again at the earliest wish or ``default_wait`` (whichever is
+        sooner): the target Deployment can change at any time, and nothing else wakes us."""
+        wait = default_wait if self.wait is None else min(self.wait, default_wait)
         return Plan(
             status=self.status,
             records=self.records,
