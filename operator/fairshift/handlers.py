@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -176,6 +176,8 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     started = datetime.now(UTC)
     if body.get("metadata", {}).get("deletionTimestamp") or not is_due(memo, rollout, started):
         return  # a rollout being deleted belongs to the finalizer
+    if is_stale(memo, rollout, started):
+        return  # kopf has not seen our last status write yet; the next tick will
     try:
         if config.metrics is not None:
             with config.metrics.time_reconcile():
@@ -186,12 +188,28 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.TemporaryError(str(error), delay=error.delay) from error
     except KubeError as error:
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=10) from error
-    schedule(memo, rollout, result)
+    schedule(memo, rollout, result, started)
     patch.status.update(status_patch(result.status, rollout.status))
     post_events(memo, body, [(e.kind, e.reason, e.message) for e in result.events])
 
 
-def schedule(memo: kopf.Memo, rollout: Rollout, result: Result) -> None:
+STALE_BODY_WAIT = timedelta(seconds=30)
+
+
+def is_stale(memo: kopf.Memo, rollout: Rollout, now: datetime) -> bool:
+    """Whether the body predates a status this process wrote moments ago (its audit seq is
+    older). Acting on it would be safe (the audit log is replayed) but would repeat the
+    replay's Events. Only for ``STALE_BODY_WAIT``: a write that never arrived (a failed
+    patch) must not stall the rollout; after a restart every body is taken."""
+    written: tuple[int, datetime] = memo.setdefault("written_seq", {}).get(rollout.uid, (0, now))
+    seq, at = written
+    fresh_write = now - at < STALE_BODY_WAIT
+    return fresh_write and int((rollout.status or {}).get("auditSeq") or 0) < seq
+
+
+def schedule(memo: kopf.Memo, rollout: Rollout, result: Result, now: datetime) -> None:
+    written = int(result.status.get("auditSeq") or 0)
+    memo.setdefault("written_seq", {})[rollout.uid] = (written, now)
     if result.next_check is not None:
         memo.setdefault("due", {})[rollout.uid] = Due(
             result.next_check, rollout.generation, rollout.annotations.get(ACTION_ANNOTATION)

@@ -55,7 +55,7 @@ def test_a_tick_works_only_when_the_plan_asked_or_a_person_changed_something() -
     memo = kopf.Memo(config=OperatorConfig(metrics=metrics))
     rollout = Rollout("lending", "credit-scorer", "uid-1", 3, {}, {}, {})
     assert is_due(memo, rollout, now)  # never looked at: look now
-    schedule(memo, rollout, Result({}, next_check=now + timedelta(seconds=30)))
+    schedule(memo, rollout, Result({}, next_check=now + timedelta(seconds=30)), now)
     assert not is_due(memo, rollout, now + timedelta(seconds=10))
     edited = Rollout("lending", "credit-scorer", "uid-1", 4, {}, {}, {})
     assert is_due(memo, edited, now + timedelta(seconds=10))  # the spec changed
@@ -77,3 +77,22 @@ def test_the_mlflow_sink_counts_into_the_operators_metrics() -> None:
     sink.counted("dropped")
     labels = {"sink": "mlflow", "result": "dropped"}
     assert metrics.registry.get_sample_value("fairshift_evidence_records_total", labels) == 1
+
+
+def test_a_body_older_than_our_last_status_write_is_not_acted_on() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    import kopf
+
+    from fairshift.executing.executor import Result, Rollout
+    from fairshift.handlers import is_stale, schedule
+
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    memo = kopf.Memo()
+    fresh = Rollout("lending", "credit-scorer", "uid-1", 1, {}, {"auditSeq": 5}, {})
+    assert not is_stale(memo, fresh, now)  # nothing written yet (a restart): take every body
+    schedule(memo, fresh, Result({"auditSeq": 6}), now)
+    assert is_stale(memo, fresh, now + timedelta(seconds=2))  # the watch lags behind
+    caught_up = Rollout("lending", "credit-scorer", "uid-1", 1, {}, {"auditSeq": 6}, {})
+    assert not is_stale(memo, caught_up, now + timedelta(seconds=2))
+    assert not is_stale(memo, fresh, now + timedelta(minutes=1))  # a lost write never stalls
