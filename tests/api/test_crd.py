@@ -41,9 +41,34 @@ def test_schema_is_structural() -> None:
     for node in walk(schema):
         assert "$ref" not in node
         assert "anyOf" not in node and "oneOf" not in node
-        assert "additionalProperties" not in node
         if "properties" in node:
             assert node.get("type") == "object"
+            assert "additionalProperties" not in node  # not structural beside properties
+        if "additionalProperties" in node:
+            assert isinstance(node["additionalProperties"], dict), node
+
+
+def test_no_object_is_pruned_to_nothing() -> None:
+    """The API server prunes the unknown fields of an object whose schema declares neither
+    properties nor a value schema: a map such as the alpha ledger or the guard's detector state
+    would be stored as ``{}`` on every write (and the budget start again after each look)."""
+    schema = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    metadata = schema["properties"]["metadata"]  # the API server's own schema applies there
+    for node in walk(schema):
+        if node is metadata or node.get("type") != "object":
+            continue
+        assert "properties" in node or "additionalProperties" in node, node
+
+
+def test_status_maps_keep_their_value_schema() -> None:
+    status = render_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"][
+        "status"
+    ]["properties"]
+    ledger = status["alphaLedger"]["properties"]
+    assert ledger["current"]["additionalProperties"] == {"type": "number"}
+    assert ledger["carried"]["additionalProperties"] == {"type": "number"}
+    detector = status["guard"]["properties"]["state"]
+    assert detector["additionalProperties"]["additionalProperties"] == {"type": "number"}
 
 
 def test_exclusive_bounds_are_openapi_v3_booleans() -> None:

@@ -2,7 +2,9 @@
 
 The pydantic JSON Schema is turned into a Kubernetes *structural* schema: references inlined,
 optional unions flattened, JSON-Schema-only keywords dropped, exclusive bounds written the
-OpenAPI v3.0 way, CEL rules kept. The committed
+OpenAPI v3.0 way, CEL rules kept. A map (``dict[str, X]``) keeps ``additionalProperties``
+with its value schema: an object with neither properties nor a value schema is pruned to
+``{}`` by the API server, so every key written into it would be silently lost. The committed
 ``crds/modelrollouts.yaml`` must equal this rendering (a test checks it).
 """
 
@@ -14,7 +16,7 @@ from fairshift.api import GROUP, KIND, PLURAL, SHORT_NAMES, SINGULAR, VERSION
 from fairshift.api.spec import ModelRolloutSpec
 from fairshift.api.status import ModelRolloutStatus
 
-DROPPED_KEYWORDS = {"title", "additionalProperties", "$defs", "examples"}
+DROPPED_KEYWORDS = {"title", "$defs", "examples"}
 EXCLUSIVE_BOUNDS = {"exclusiveMinimum": "minimum", "exclusiveMaximum": "maximum"}
 """JSON Schema 2020 writes ``exclusiveMinimum: 0``; OpenAPI v3.0 (Kubernetes) ``minimum: 0,
 exclusiveMinimum: true``."""
@@ -69,6 +71,9 @@ def structural(node: Any, definitions: dict[str, Any]) -> Any:
             result[key] = True
         elif key == "properties":
             result[key] = {name: structural(sub, definitions) for name, sub in value.items()}
+        elif key == "additionalProperties":
+            if isinstance(value, dict):  # a map's value schema; ``false`` (extra=forbid) goes
+                result[key] = structural(value, definitions)
         else:
             result[key] = structural(value, definitions)
     if "enum" in result and "type" not in result:
