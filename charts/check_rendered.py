@@ -9,7 +9,8 @@ Checked on every rendering:
 - the operator container runs as non-root user 10001, read-only root filesystem, all
   capabilities dropped, no privilege escalation, RuntimeDefault seccomp, /tmp an emptyDir,
   liveness and readiness probes on :8080/healthz, resource requests and limits;
-- exactly one of --standalone / --peering, and one of --all-namespaces / --namespace.
+- exactly one of --standalone / --peering (sharded replicas: --standalone), and one of
+  --all-namespaces / --namespace.
 
 Exit status 0 when all hold, 1 with one line per violation otherwise. Only PyYAML is needed.
 """
@@ -92,6 +93,8 @@ def operator_violations(doc: dict[str, Any]) -> list[str]:
     args = [str(a) for a in c.get("args") or []]
     if ("--standalone" in args) == ("--peering" in args):
         problems.append("operator needs exactly one of --standalone and --peering")
+    if "--shards" in args and "--standalone" not in args:
+        problems.append("sharded replicas must run --standalone (kopf peering pauses all but one)")
     if ("--all-namespaces" in args) == ("--namespace" in args):
         problems.append("operator needs exactly one of --all-namespaces and --namespace")
     if "--liveness" not in args or "--metrics-port" not in args or "--log-format" not in args:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lint and render the fairshift Helm chart with a real helm v3, and check every rendering:
 #   helm lint (plain and --strict), then helm template with default values, cluster RBAC with
-#   listed namespaces, namespaced RBAC in two namespaces, two replicas (kopf peering), and
+#   listed namespaces, namespaced RBAC in two namespaces, two replicas (kopf peering), two
+#   sharded replicas (Leases, cluster and namespaced RBAC), and
 #   ServiceMonitor + PrometheusRule + dashboard; each rendering goes through
 #   charts/check_rendered.py (no RBAC wildcard, hardened operator pod, coherent flags), and the
 #   chart's CRD must equal crds/modelrollouts.yaml. Combinations the chart must refuse are
@@ -65,6 +66,11 @@ render namespaced-scope "Role RoleBinding Deployment" -- \
 render replicas-2 "ClusterKopfPeering ClusterRole PodDisruptionBudget" -- --set replicas=2
 render replicas-2-namespaced "KopfPeering Role" -- \
   --set replicas=2 --set rbac.scope=namespaced --set 'watch.namespaces={team-a,team-b}'
+render sharded "Role RoleBinding PodDisruptionBudget Deployment" -- \
+  --set replicas=2 --set sharding.shards=8
+render sharded-namespaced "Role RoleBinding Deployment" -- \
+  --set replicas=2 --set sharding.shards=8 --set rbac.scope=namespaced \
+  --set 'watch.namespaces={team-a,team-b}'
 render monitoring "ServiceMonitor PrometheusRule ConfigMap" -- \
   --set serviceMonitor.enabled=true --set prometheusRule.enabled=true --set dashboard.enabled=true \
   --set dashboard.namespace=monitoring
@@ -94,6 +100,14 @@ r = load("replicas-2")
 assert args(r)[args(r).index("--peering") + 1] == "fairshift", args(r)
 rn = load("replicas-2-namespaced")
 assert sorted(x["metadata"]["namespace"] for x in rn if x["kind"] == "KopfPeering") == ["team-a", "team-b"]
+s = load("sharded")
+assert "--standalone" in args(s) and "--peering" not in args(s), args(s)
+assert args(s)[args(s).index("--shards") + 1] == "8", args(s)
+assert not [x for x in s if "KopfPeering" in x["kind"]], kinds(s)
+lease_roles = [x for x in s if x["kind"] == "Role" and x["metadata"]["name"].endswith("-shards")]
+assert [r["metadata"]["namespace"] for r in lease_roles] == ["fairshift-system"], lease_roles
+assert lease_roles[0]["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                    "verbs": ["list", "create", "update", "delete"]}], lease_roles
 m = load("monitoring")
 cm = [x for x in m if x["kind"] == "ConfigMap"][0]
 assert cm["metadata"]["labels"]["grafana_dashboard"] == "1" and cm["metadata"]["namespace"] == "monitoring"
@@ -135,6 +149,8 @@ refuse "unknown rbac scope" -- --set rbac.scope=everything
 refuse "unknown log format" -- --set logFormat=xml
 refuse "zero replicas" -- --set replicas=0
 refuse "unknown value" -- --set imagee.tag=x
+refuse "sharding with kopf peering" -- --set sharding.shards=4 --set peering.enabled=true
+refuse "too many shards" -- --set sharding.shards=5000
 
 if [[ $failures -ne 0 ]]; then echo "charts/lint.sh: $failures failure(s)" >&2; exit 1; fi
 echo "charts/lint.sh: all checks passed"

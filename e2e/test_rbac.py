@@ -1,9 +1,10 @@
 """The chart's RBAC is enough for the real operator, and no more.
 
 The chart is rendered with helm and applied to the real API server (namespaced RBAC, one
-watched namespace); the real ``fairshift run`` process then works with nothing but a token of
-the chart's ServiceAccount through a whole rollout, while the same token is refused what the
-operator does not need.
+watched namespace, sharded replicas); the real ``fairshift run`` process then works with
+nothing but a token of the chart's ServiceAccount through a whole rollout, holding its shard
+Leases in the release namespace and handing them back when it stops, while the same token is
+refused what the operator does not need.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from fairshift.engine.audit import verify_chain
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.e2e
+SHARDS = 2
+IDENTITY = "rbac-e2e"
 
 
 def helm_binary() -> str:
@@ -51,6 +54,8 @@ def rendered_chart(release_ns: str, watched: str) -> list[dict]:  # type: ignore
         "rbac.scope=namespaced",
         "--set",
         f"watch.namespaces={{{watched}}}",
+        "--set",
+        f"sharding.shards={SHARDS}",
     ]
     out = subprocess.run(args, capture_output=True, text=True, check=True, timeout=120).stdout
     return [doc for doc in yaml.safe_load_all(out) if doc]
@@ -117,6 +122,7 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
     kubectl: Kubectl,
     namespace: str,
     operator_token: Kubectl,
+    release_namespace: str,
     tmp_path: Path,
 ) -> None:
     k = kubectl.ns(namespace)
@@ -163,6 +169,12 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
             namespace,
             "--no-scanning",
             "--standalone",
+            "--shards",
+            str(SHARDS),
+            "--shard-namespace",
+            release_namespace,
+            "--shard-identity",
+            IDENTITY,
             "--metrics-port",
             "0",
             "--liveness",
@@ -180,6 +192,9 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
         wait_for(lambda: phase() == "Idle", timeout=120, message="adopted")
         k("set", "image", "deploy/scorer", "model=model:v2")
         wait_for(lambda: phase() == "Succeeded", timeout=180, message="promoted")
+        assert sorted(lease_holders(kubectl, release_namespace).values()) == [IDENTITY] * (
+            SHARDS + 1
+        )  # its shards and its member Lease
     except AssertionError as error:
         raise AssertionError(f"{error}\noperator log:\n{output_file.read_text()[-4000:]}") from None
     finally:
@@ -188,6 +203,8 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
         log.close()
     output = output_file.read_text()
     assert "403" not in output and "Forbidden" not in output, output[-3000:]
+    # a clean shutdown hands every Lease back, so another replica takes them at once
+    assert set(lease_holders(kubectl, release_namespace).values()) == {None}
     primary = k.get("deployment", "scorer-primary")
     assert primary is not None
     assert primary["spec"]["template"]["spec"]["containers"][0]["image"] == "model:v2"
@@ -196,6 +213,11 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
     records = [json.loads(line) for line in audit["data"]["records.jsonl"].splitlines() if line]
     status = k.get("mro", "scorer")["status"]  # type: ignore[index]
     assert verify_chain(records, expected_head=status["auditHead"]).ok
+
+
+def lease_holders(kubectl: Kubectl, where: str) -> dict[str, str | None]:
+    leases = kubectl.json("get", "leases", "-n", where)["items"]
+    return {lease["metadata"]["name"]: lease["spec"].get("holderIdentity") for lease in leases}
 
 
 @pytest.mark.parametrize(
@@ -210,6 +232,8 @@ def test_the_real_operator_completes_a_rollout_with_only_the_charts_token(
         ("delete", "modelrollouts.fairshift.io", "WATCHED"),
         ("escalate", "roles", "WATCHED"),
         ("impersonate", "serviceaccounts", "WATCHED"),
+        ("create", "leases.coordination.k8s.io", "WATCHED"),  # Leases only where it keeps them
+        ("get", "leases.coordination.k8s.io", "kube-system"),
     ],
 )
 def test_the_token_is_refused_what_the_operator_does_not_need(
@@ -234,3 +258,14 @@ def test_the_token_may_do_what_the_operator_needs(
 ) -> None:
     answer = operator_token.run("auth", "can-i", verb, resource, "-n", namespace, check=False)
     assert answer.stdout.strip() == "yes", (verb, resource, answer.stdout, answer.stderr)
+
+
+@pytest.mark.parametrize("verb", ["list", "create", "update", "delete"])
+def test_the_token_may_keep_shard_leases_in_the_release_namespace(
+    operator_token: Kubectl, release_namespace: str, verb: str
+) -> None:
+    where = ["-n", release_namespace]
+    answer = operator_token.run(
+        "auth", "can-i", verb, "leases.coordination.k8s.io", *where, check=False
+    )
+    assert answer.stdout.strip() == "yes", (verb, answer.stdout, answer.stderr)

@@ -6,6 +6,11 @@ read back, a resting rollout's slower look), or when a person changed the rollou
 generation or its action annotation). kopf's own progress and diff-base records live in
 ``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary trouble backs
 off, nothing here branches on phase.
+
+Sharded replicas (``OperatorConfig.sharding``) work only the rollouts of the shards whose
+Leases they hold (``k8s.sharding``); the others are skipped at the top of the tick, which costs
+a hash. (A kopf ``when=`` filter would be evaluated only on watch events, so an idle rollout
+whose shard moved would never be picked up.)
 """
 
 from __future__ import annotations
@@ -35,9 +40,11 @@ from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
 from fairshift.k8s.events import EventPoster
+from fairshift.k8s.leases import KubeLeases
 from fairshift.k8s.objects import KubeObjects
 from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.secrets import SecretReader
+from fairshift.k8s.sharding import NoShardEvents, ShardCoordinator, ShardSettings
 from fairshift.k8s.workloads import Workloads, merge_patch_between
 from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.metrics.prometheus import PrometheusSources
@@ -58,6 +65,7 @@ class OperatorConfig:
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
     kubeconfig: str | None = None
+    sharding: ShardSettings | None = None
 
 
 def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependencies:
@@ -129,9 +137,59 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     memo["objects"] = objects
     memo["events"] = EventPoster(objects)
     memo["reconciler"] = Reconciler(build_dependencies(config, objects))
+    memo["shards"] = start_sharding(config)
     schedule: dict[str, Due] = memo.setdefault("due", {})
     if config.metrics is not None:
         config.metrics.track_overdue(lambda: oldest_overdue(schedule, datetime.now(UTC)))
+
+
+def start_sharding(config: OperatorConfig) -> ShardCoordinator | None:
+    """The shard coordinator of a sharded replica, running in its own thread (else None)."""
+    if config.sharding is None:
+        return None
+    settings = config.sharding
+    leases = KubeLeases(make_api_client(config.kubeconfig), settings.namespace, settings.group)
+    events = config.metrics if config.metrics is not None else NoShardEvents()
+    coordinator = ShardCoordinator(settings, leases, events=events)
+    if config.metrics is not None:
+        config.metrics.track_rollouts_owned(coordinator.owned_count)
+    coordinator.run_in_background()
+    log.info(
+        "sharded replica %s: %d shards, Leases in %s (group %s)",
+        settings.identity,
+        settings.shards,
+        settings.namespace,
+        settings.group,
+    )
+    return coordinator
+
+
+def stop_sharding(memo: kopf.Memo, **_: Any) -> None:
+    """On a clean shutdown (after kopf stopped the handlers): hand the shard Leases back."""
+    coordinator: ShardCoordinator | None = memo.get("shards")
+    if coordinator is not None:
+        coordinator.stop(release=True)
+
+
+def works_here(memo: kopf.Memo, rollout: Rollout) -> bool:
+    """Whether this replica works the rollout: always unless sharded, else when it holds the
+    rollout's shard (and renewed it in time)."""
+    coordinator: ShardCoordinator | None = memo.get("shards")
+    if coordinator is None or coordinator.claims(rollout.namespace, rollout.name):
+        return True
+    handed_over(memo, rollout)
+    return False
+
+
+def handed_over(memo: kopf.Memo, rollout: Rollout) -> None:
+    """A rollout this replica worked belongs to another now: forget its schedule and stop
+    publishing its series (the new owner publishes them; sums over replicas stay right)."""
+    if memo.setdefault("written_seq", {}).pop(rollout.uid, None) is None:
+        return
+    memo.setdefault("due", {}).pop(rollout.uid, None)
+    config: OperatorConfig = memo["config"]
+    if config.metrics is not None:
+        config.metrics.forget(rollout.namespace, rollout.name)
 
 
 @dataclass(frozen=True)
@@ -174,8 +232,10 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     rollout = rollout_of(body)
     config: OperatorConfig = memo["config"]
     started = datetime.now(UTC)
-    if body.get("metadata", {}).get("deletionTimestamp") or not is_due(memo, rollout, started):
-        return  # a rollout being deleted belongs to the finalizer
+    if body.get("metadata", {}).get("deletionTimestamp") or not works_here(memo, rollout):
+        return  # a rollout being deleted belongs to the finalizer; another shard to another
+    if not is_due(memo, rollout, started):
+        return
     if is_stale(memo, rollout, started):
         return  # kopf has not seen our last status write yet; the next tick will
     try:
@@ -250,6 +310,9 @@ def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> N
     garbage-collects the primary, so the user's Deployment must serve first.
     """
     rollout = rollout_of(body)
+    if not works_here(memo, rollout):
+        # Every replica's kopf must keep the finalizer: only the shard's holder releases.
+        raise kopf.TemporaryError("another replica holds this rollout's shard", delay=5)
     try:
         waiting = memo["reconciler"].release(rollout)
     except (KubeError, RoutingError) as error:
@@ -258,6 +321,8 @@ def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> N
         patch.status.update({"phase": Phase.TERMINATING.value, "message": waiting})
         raise kopf.TemporaryError(waiting, delay=5)
     memo.setdefault("due", {}).pop(rollout.uid, None)
+    if memo.get("shards") is not None:
+        memo["shards"].forget(rollout.namespace, rollout.name)
 
 
 def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
@@ -265,6 +330,7 @@ def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(configure)
+    kopf.on.cleanup(registry=registry)(stop_sharding)
     kopf.timer(GROUP, VERSION, PLURAL, interval=tick_seconds, initial_delay=1.0, registry=registry)(
         tick
     )

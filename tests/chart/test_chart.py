@@ -293,6 +293,7 @@ NAMESPACED_RULES = {
             id="namespaced",
         ),
         pytest.param(("replicas=2",), id="peering"),
+        pytest.param(("replicas=2", "sharding.shards=8"), id="sharded"),
         pytest.param(
             (
                 "serviceMonitor.enabled=true",
@@ -386,6 +387,65 @@ def test_two_replicas_use_cluster_peering() -> None:
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     assert deployment["spec"]["replicas"] == 2
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+
+
+LEASE_RULES = {("coordination.k8s.io", "leases"): ["create", "delete", "list", "update"]}
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [("rbac.scope=cluster",), ("rbac.scope=namespaced", "watch.namespaces={lending,ads}")],
+    ids=["cluster", "namespaced"],
+)
+def test_sharded_replicas_all_work_and_may_write_only_leases_of_their_namespace(
+    scope: tuple[str, ...],
+) -> None:
+    docs = render("replicas=3", "sharding.shards=12", "sharding.leaseSeconds=30", *scope)
+    args = operator_args(docs)
+    assert "--standalone" in args and "--peering" not in args
+    assert args[args.index("--shards") + 1] == "12"
+    assert args[args.index("--shard-group") + 1] == "fairshift"
+    assert args[args.index("--shard-lease-seconds") + 1] == "30"
+    assert not [d for d in docs if d["kind"] in ("KopfPeering", "ClusterKopfPeering")]
+    (lease_role,) = [
+        d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "fairshift-shards"
+    ]
+    assert lease_role["metadata"]["namespace"] == "fairshift-system"
+    assert rules_of([lease_role], "Role") == LEASE_RULES
+    for kind in ("ClusterRole", "Role"):
+        others = [d for d in docs if d["kind"] == kind and d is not lease_role]
+        assert ("coordination.k8s.io", "leases") not in rules_of(others, kind)
+    (binding,) = [
+        d
+        for d in docs
+        if d["kind"] == "RoleBinding" and d["metadata"]["name"] == "fairshift-shards"
+    ]
+    assert binding["roleRef"]["name"] == "fairshift-shards"
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {e["name"] for e in env} >= {"POD_ID", "POD_NAMESPACE"}  # identity, Lease namespace
+    assert [d["kind"] for d in docs if d["kind"] == "PodDisruptionBudget"] == [
+        "PodDisruptionBudget"
+    ]
+
+
+def test_no_lease_access_without_sharding() -> None:
+    for sets in [(), ("replicas=2",)]:
+        docs = render(*sets)
+        for kind in ("Role", "ClusterRole"):
+            assert ("coordination.k8s.io", "leases") not in rules_of(docs, kind)
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [("sharding.shards=4", "peering.enabled=true"), ("sharding.shards=4", "rbac.create=false")],
+    ids=["with-peering", "without-rbac"],
+)
+def test_helm_refuses_sharding_it_cannot_serve(sets: tuple[str, ...]) -> None:
+    with pytest.raises(subprocess.CalledProcessError):
+        render(*sets)
 
 
 def test_monitoring_objects() -> None:
@@ -497,6 +557,11 @@ def test_the_rbac_checker_catches(rule: dict[str, Any], complaint: str) -> None:
             ("rbac.scope=namespaced", "watch.namespaces={a}"),
             {"namespace": ["a"], "no_scanning": True},
             id="namespaced",
+        ),
+        pytest.param(
+            ("replicas=2", "sharding.shards=8"),
+            {"standalone": True, "peering": None, "shards": 8, "shard_lease_seconds": 20.0},
+            id="sharded",
         ),
     ],
 )

@@ -48,9 +48,14 @@ app.kubernetes.io/part-of: fairshift
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
 {{- end }}
 
-{{/* "true" when kopf peering is on: more than one replica, or asked for. */}}
+{{/* "true" when the replicas share the rollouts in shards held with Leases. */}}
+{{- define "fairshift.sharded" -}}
+{{- if gt (int .Values.sharding.shards) 0 }}true{{ end }}
+{{- end }}
+
+{{/* "true" when kopf peering is on: asked for, or more than one replica without sharding. */}}
 {{- define "fairshift.peering" -}}
-{{- if or .Values.peering.enabled (gt (int .Values.replicas) 1) }}true{{ end }}
+{{- if or .Values.peering.enabled (and (gt (int .Values.replicas) 1) (not (include "fairshift.sharded" .))) }}true{{ end }}
 {{- end }}
 
 {{/* "true" when the operator watches all namespaces (no watch.namespaces given). */}}
@@ -62,6 +67,12 @@ app.kubernetes.io/part-of: fairshift
 {{- define "fairshift.validate" -}}
 {{- if and (eq .Values.rbac.scope "namespaced") (include "fairshift.allNamespaces" .) }}
 {{- fail "rbac.scope=namespaced needs watch.namespaces: a Role per namespace cannot grant access to all namespaces" }}
+{{- end }}
+{{- if and .Values.peering.enabled (include "fairshift.sharded" .) }}
+{{- fail "peering.enabled and sharding.shards exclude each other: sharded replicas all work (each its shards), kopf peering would pause all but one" }}
+{{- end }}
+{{- if and (include "fairshift.sharded" .) (not .Values.rbac.create) }}
+{{- fail "sharding.shards needs rbac.create (the replicas must be allowed to write their Leases)" }}
 {{- end }}
 {{- if ne (len .Values.watch.namespaces) (len (uniq .Values.watch.namespaces)) }}
 {{- fail "watch.namespaces has duplicates" }}

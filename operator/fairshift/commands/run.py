@@ -1,4 +1,9 @@
-"""``fairshift run``: start the operator (kopf) for some namespaces or the whole cluster."""
+"""``fairshift run``: start the operator (kopf) for some namespaces or the whole cluster.
+
+``--shards N`` makes this process one of several active replicas: each works the rollouts of
+the shards whose coordination.k8s.io Leases it holds (``k8s.sharding``). Sharded replicas run
+kopf standalone: kopf peering would pause every replica but one.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,16 @@ import asyncio
 import logging
 import os
 import random
-from typing import Any
+import socket
+from typing import TYPE_CHECKING, Any
+
+from fairshift.commands.exitcodes import ExitCode
+from fairshift.commands.invocation import fail
+
+if TYPE_CHECKING:
+    from fairshift.k8s.sharding import ShardSettings
+
+DEFAULT_LEASE_SECONDS = 20.0
 
 
 def register(subparsers: Any) -> None:
@@ -22,6 +36,32 @@ def register(subparsers: Any) -> None:
         "--standalone", action="store_true", help="one replica only: no peering (default)"
     )
     peering.add_argument("--peering", help="peering name, so two replicas never act on one rollout")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=int(os.environ.get("FAIRSHIFT_SHARDS") or 0),
+        help="share rollouts among replicas in this many shards held with Leases "
+        "(default: $FAIRSHIFT_SHARDS, else 0: one replica works every rollout)",
+    )
+    parser.add_argument(
+        "--shard-namespace",
+        default=os.environ.get("POD_NAMESPACE"),
+        help="namespace of the shard Leases (default: $POD_NAMESPACE)",
+    )
+    parser.add_argument(
+        "--shard-identity",
+        default=os.environ.get("POD_ID") or f"{socket.gethostname()}-{os.getpid()}",
+        help="this replica's name in the Leases (default: $POD_ID, else host and pid)",
+    )
+    parser.add_argument(
+        "--shard-group", default="fairshift", help="prefix of the Lease names (default fairshift)"
+    )
+    parser.add_argument(
+        "--shard-lease-seconds",
+        type=float,
+        default=DEFAULT_LEASE_SECONDS,
+        help="a dead replica's shards move after this long (default 20; work stops at 60%%)",
+    )
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness URL")
     parser.add_argument("--metrics-port", type=int, default=9090, help="0 turns /metrics off")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
@@ -55,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     from fairshift.handlers import OperatorConfig, build_registry
     from fairshift.metrics.operator_metrics import OperatorMetrics, new_registry
 
+    try:
+        sharding = shard_settings(args)
+    except ValueError as error:
+        return fail("run", str(error), ExitCode.USAGE)
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     kopf.configure(verbose=args.verbose, log_format=log_format)
     if args.kubeconfig:
@@ -72,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
         default_prometheus=args.prometheus,
         metrics=metrics,
         kubeconfig=args.kubeconfig,
+        sharding=sharding,
     )
     settings = kopf.OperatorSettings()
     settings.scanning.disabled = args.no_scanning
@@ -90,3 +135,28 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def shard_settings(args: argparse.Namespace) -> ShardSettings | None:
+    """The sharding asked for, or None; ``ValueError`` says what is wrong with the flags."""
+    from fairshift.k8s.sharding import ShardSettings
+
+    if not args.shards:
+        return None
+    if args.peering:
+        raise ValueError(
+            "--shards and --peering exclude each other: sharded replicas all work (each its "
+            "shards), kopf peering would pause all but one"
+        )
+    if not args.shard_namespace:
+        raise ValueError("--shards needs --shard-namespace (or $POD_NAMESPACE) for the Leases")
+    duration = args.shard_lease_seconds
+    return ShardSettings(
+        shards=args.shards,
+        namespace=args.shard_namespace,
+        identity=args.shard_identity,
+        group=args.shard_group,
+        lease_duration=duration,
+        renew_deadline=duration * 0.6,
+        retry=duration * 0.2,
+    )

@@ -17,7 +17,11 @@ reconciler calls the small ``observe_*``/``count_*`` methods; the handlers serve
   full) or ``skipped`` (about no candidate);
 * ``fairshift_reconcile_duration_seconds``: time per reconcile;
 * ``fairshift_prometheus_queries_total{outcome}`` and
-  ``fairshift_prometheus_query_duration_seconds``: queries to Prometheus (``ok``/``error``).
+  ``fairshift_prometheus_query_duration_seconds``: queries to Prometheus (``ok``/``error``);
+* sharded replicas only: ``fairshift_shards_held`` (shards this replica works),
+  ``fairshift_rollouts_owned`` (rollouts in them) and
+  ``fairshift_shard_lease_changes_total{change}`` (``acquired``, ``taken``, ``lost``,
+  ``released``).
 
 ``forget(namespace, rollout)`` removes every series of a deleted rollout.
 """
@@ -169,8 +173,36 @@ class OperatorMetrics:
             "Time per Prometheus query.",
             registry=registry_,
         )
+        self.shards = Gauge(
+            "fairshift_shards_held",
+            "Shards whose Lease this replica holds and works (sharded replicas only).",
+            registry=registry_,
+        )
+        self.rollouts_owned = Gauge(
+            "fairshift_rollouts_owned",
+            "Rollouts in the shards this replica works (sharded replicas only).",
+            registry=registry_,
+        )
+        self.shard_lease_changes = Counter(
+            "fairshift_shard_lease_changes",
+            "Shard Leases acquired (free), taken (expired from another replica), lost or "
+            "released by this replica.",
+            ["change"],
+            registry=registry_,
+        )
         with self._lock:
             self._publish_phases()
+
+    def shard_changed(self, change: str, shard: int) -> None:
+        """Count one change of a shard Lease (``k8s.sharding.ShardEvents``)."""
+        self.shard_lease_changes.labels(change).inc()
+
+    def shards_held(self, count: int) -> None:
+        self.shards.set(count)
+
+    def track_rollouts_owned(self, owned: Callable[[], int]) -> None:
+        """The rollouts this replica works, counted when Prometheus scrapes."""
+        self.rollouts_owned.set_function(owned)
 
     def observe_rollout(
         self, namespace: str, rollout: str, phase: str | Enum, canary_weight: float
