@@ -443,6 +443,21 @@ def invalid_specs() -> list[tuple[str, Any, str]]:
             "spec.analysis.prometheus.address",
         ),
         ("a misspelt field", setter("stratgy", {}), ".spec.stratgy: field not declared in schema"),
+        (
+            "a degrade without a fallback",
+            setter("guard", {"onBreach": "degrade"}),
+            "guard onBreach degrade sends traffic to spec.fallbackRef, which is not set",
+        ),
+        (
+            "a fallback that is the model itself",
+            setter("fallbackRef", {"name": TARGET}),
+            "fallbackRef must name a Deployment other than targetRef",
+        ),
+        (
+            "a fallback with the replicas router",
+            lambda s: s.update(routing={"replicas": {}}, fallbackRef={"name": "rules-scorer"}),
+            "fallbackRef needs a mesh router (gatewayAPI or istio)",
+        ),
     ]
 
 
@@ -989,3 +1004,115 @@ def test_an_escalated_guard_breach_keeps_serving_and_holds_the_next_rollout_unti
     world.wait_phase("Canary", timeout=60)
     acked = [r for r in world.verify_audit() if r["action"] == "acknowledge"]
     assert len(acked) == 1 and acked[0]["requestReason"].startswith("reviewed"), acked
+
+
+# --- 11. a declared fallback: a degrade on breach, and a kill that keeps the model deployed -----
+
+FALLBACK = "rules-scorer"
+FALLBACK_SERVICE = f"{ROLLOUT}-fallback"
+
+
+def fallback_deployment() -> dict[str, Any]:
+    """A rules-based model beside the ML one: its own Deployment, labels and pods."""
+    body = scenario_fixtures.deployment(STABLE_MODEL)
+    labels = {"app": FALLBACK}
+    body["metadata"] = {"name": FALLBACK, "labels": labels}
+    body["spec"]["selector"] = {"matchLabels": labels}
+    body["spec"]["template"]["metadata"] = {"labels": labels}
+    body["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/rules:1"
+    return body
+
+
+def backends(world: Scenario) -> dict[str, int]:
+    """The weight of each backend of the rollout's HTTPRoute, by Service name."""
+    route = world.k.get("httproute", ROLLOUT)
+    assert route is not None, "the HTTPRoute is gone"
+    return {r["name"]: int(r.get("weight", 1)) for r in route["spec"]["rules"][0]["backendRefs"]}
+
+
+def test_a_model_that_degrades_in_production_is_degraded_to_the_fallback_as_declared(
+    scenario: Scenario,
+) -> None:
+    world = scenario
+    world.k.apply(fallback_deployment())
+    wait_for(
+        lambda: (
+            ((world.k.get("deployment", FALLBACK) or {}).get("status") or {}).get(
+                "availableReplicas", 0
+            )
+            >= 1
+        ),
+        timeout=60,
+        message="the fallback Deployment is available",
+    )
+    body = guarded_spec(world, onBreach="degrade", degradePercent=30)
+    body["spec"]["fallbackRef"] = {"kind": "Deployment", "name": FALLBACK}
+    world.start(body, rate=300)
+    drifting = {
+        **fair_candidate(),
+        "production_bias": {"sex=F": {"tpr": -0.4}},
+        "production_after_s": 20,
+    }
+    release(world, drifting, DRIFTING_IMAGE)
+    status = world.wait_phase("Guarding", "RolledBack", "Paused", "Failed", timeout=180)
+    assert status["phase"] == "Guarding", status  # the canary saw a fair model
+
+    status = world.wait_phase("Fallback", "RolledBack", "Paused", "Failed", timeout=180)
+    assert status["phase"] == "Fallback", status
+    assert status["reason"] == "GuardFallback" and "revive" in status["message"], status
+    assert status["guard"]["health"] == "Breached", status["guard"]
+    assert status["fallback"]["percent"] == 30 and status["fallback"]["fallback"] == FALLBACK
+    primary, canary = f"{ROLLOUT}-primary", f"{ROLLOUT}-canary"
+    wait_for(
+        lambda: backends(world) == {primary: 70, canary: 0, FALLBACK_SERVICE: 30},
+        timeout=30,
+        message="30 % of traffic on the fallback backend of the HTTPRoute",
+    )
+    assert world.status()["fallbackWeight"] == 30
+    service = world.k.get("service", FALLBACK_SERVICE)
+    assert service is not None and service["spec"]["selector"] == {"app": FALLBACK}
+    assert container(world, PRIMARY)[0] == DRIFTING_IMAGE  # the model keeps the rest
+    shown = world.k("get", "mro", ROLLOUT, "-o", "wide")
+    assert "Fallback" in shown and "Breached" in shown, shown
+    records = world.verify_audit()
+    degraded = next(r for r in records if r["action"] == "guard-fallback")
+    assert degraded["fallback"] == {"deployment": FALLBACK, "percent": 30}
+    assert "sex=F" in degraded["message"], degraded["message"]
+
+    # a degrade holds until a person ends it, and says why
+    refused = world.action("revive")
+    assert refused.returncode != 0 and "needs --reason" in refused.stderr + refused.stdout
+    done = world.action("revive", "--reason", "reviewed; keep serving while we retrain")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Guarding", timeout=60)
+    wait_for(
+        lambda: backends(world) == {primary: 100, canary: 0},
+        timeout=30,
+        message="all traffic back on the model",
+    )
+    revived = [r for r in world.verify_audit() if r["action"] == "revive-guarded"]
+    assert revived and revived[-1]["requestReason"].startswith("reviewed"), revived
+
+    # a kill with a fallback: everything to the fallback, the model stays deployed
+    done = world.action("kill", "--reason", "applicants report wrong refusals")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Killed", timeout=60)
+    wait_for(
+        lambda: backends(world) == {primary: 0, canary: 0, FALLBACK_SERVICE: 100},
+        timeout=30,
+        message="all traffic on the fallback",
+    )
+    assert world.status()["killed"]["fallback"] is True
+    assert world.replicas(PRIMARY) == 1
+    done = world.action("revive")
+    assert done.returncode == 0, done.stdout + done.stderr
+    world.wait_phase("Guarding", timeout=60)
+    wait_for(
+        lambda: backends(world) == {primary: 100, canary: 0},
+        timeout=30,
+        message="all traffic back on the model after the revive",
+    )
+    actions = [r["action"] for r in world.verify_audit()]
+    first = actions.index("guard-fallback")
+    assert first < actions.index("revive-guarded", first) < actions.index("kill"), actions
+    assert "revive-guarded" in actions[actions.index("kill") :], actions

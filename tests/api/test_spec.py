@@ -74,6 +74,14 @@ BAD_SPECS = [
     ("service.port", 0, "greater than or equal to 1"),
     ("targetRef.name", "Not_A_Name", "should match pattern"),
     ("onFailure", "explode", "Input should be"),
+    ("guard", {"onBreach": "degrade"}, "guard onBreach degrade sends traffic to spec.fallbackRef"),
+    (
+        "guard",
+        {"gates": [{"name": "equal-opportunity", "onBreach": "degrade"}]},
+        "which is not set: name the fallback Deployment in fallbackRef",
+    ),
+    ("guard", {"onBreach": "degrade", "degradePercent": 0}, "greater than or equal to 1"),
+    ("fallbackRef", {"name": "credit-scorer"}, "fallbackRef must name a Deployment other than"),
 ]
 
 
@@ -164,3 +172,21 @@ def test_bad_notifications_are_refused_with_a_message(
         parse_spec({**example_spec, "notifications": [notification]})
     assert message in str(error.value)
     assert str(error.value).startswith("spec.notifications[0]")
+
+
+def test_degrade_with_a_fallback_is_accepted(example_spec: dict[str, Any]) -> None:
+    raw = {
+        **example_spec,
+        "guard": {"onBreach": "degrade", "degradePercent": 30},
+        "fallbackRef": {"name": "rules-scorer", "targetPort": 9000},
+    }
+    spec = parse_spec(raw)
+    assert spec.guard.degrades and spec.guard.degrade_percent == 30
+    assert spec.fallback_ref is not None and spec.fallback_ref.target_port == 9000
+
+
+def test_a_fallback_needs_a_mesh_router(example_spec: dict[str, Any]) -> None:
+    raw = {**example_spec, "routing": {"replicas": {}}, "fallbackRef": {"name": "rules-scorer"}}
+    raw["strategy"] = {k: v for k, v in raw["strategy"].items() if k != "shadow"}
+    with pytest.raises(SpecError, match="fallbackRef needs a mesh router"):
+        parse_spec(raw)

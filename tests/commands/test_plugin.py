@@ -17,8 +17,8 @@ from fairshift.commands import actions, views
 from fairshift.commands.actions import ACTION_ANNOTATION, new_request, refusal
 from fairshift.commands.audit import chain_problems
 from fairshift.commands.exitcodes import ExitCode
-from fairshift.engine.audit import chain_record
-from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, AuditTrail
+from fairshift.engine.audit import chain_record, summarize
+from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, SUMMARY_KEY, AuditTrail
 from fairshift.k8s.cli_access import context_namespace
 from fairshift.k8s.errors import Conflict, Forbidden, KubeError
 from fairshift.planning.actions import allowed
@@ -432,6 +432,23 @@ class TestAuditVerify:
         assert run("audit", "verify", NAME) == ExitCode.OK
         store_chain(cluster, records[7:], **{DROPPED_KEY: "6", DROPPED_LAST_KEY: last_dropped})
         assert run("audit", "verify", NAME) == ExitCode.FAILED
+
+    def test_the_trimmed_summary_is_shown_and_must_meet_the_kept_chain(
+        self, run: Runner, cluster: FakeObjects, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        records = synthetic_chain()[:14]
+        summary = json.dumps(summarize(None, records[:6]))
+        trimmed = {DROPPED_KEY: "6", DROPPED_LAST_KEY: json.dumps(records[5])}
+        store_chain(cluster, records[6:], **trimmed, **{SUMMARY_KEY: summary})
+        assert run("audit", "verify", NAME) == ExitCode.OK
+        out = capsys.readouterr().out
+        assert "trimmed: seq 1..6 (" in out and "6 records" in out
+        short = json.dumps(summarize(None, records[:5]))  # a summary that stops early
+        store_chain(cluster, records[6:], **trimmed, **{SUMMARY_KEY: short})
+        assert run("audit", "verify", NAME) == ExitCode.FAILED
+        out = capsys.readouterr().out
+        assert "the trimmed summary covers 5 records, but 6 were trimmed" in out
+        assert "the trimmed summary ends at seq 5, the chain resumes at 7" in out
 
     def test_records_after_the_recorded_head_are_reported(self) -> None:
         records = synthetic_chain()[:16]

@@ -92,6 +92,14 @@ Guarding      kill                      Killed       none
 Killed        revive                    Idle         none
 Killed        revive-guarded            Guarding     resume-guard
 Guarding      acknowledge               Guarding     clear-escalation
+
+Guarding      guard-fallback            Fallback     none
+Fallback      revive-guarded            Guarding     resume-guard
+Fallback      abort                     Restoring    none
+Fallback      new-revision              Canary       start
+Fallback      new-revision-with-shadow  Shadow       start
+Fallback      kill                      Killed       none
+RolledBack    revive-guarded            Guarding     resume-guard
 """
 
 
@@ -167,6 +175,7 @@ DESIRED_BY_HAND = {
     Phase.FAILED: (False, False, False, False, True, True),
     Phase.GUARDING: (False, False, False, False, True, True),  # promoted; the guard keeps judging
     Phase.RESTORING: (False, False, False, False, False, True),
+    Phase.FALLBACK: (False, False, False, False, True, True),  # a share on the fallback
     Phase.KILLED: (False, False, False, False, True, False),  # out of the path until revived
     Phase.TERMINATING: (False, False, False, False, True, True),  # serving handed back to the user
 }

@@ -12,6 +12,7 @@ from fairshift.k8s.auditstore import (
     DROPPED_KEY,
     DROPPED_LAST_KEY,
     RECORDS_KEY,
+    SUMMARY_KEY,
     AuditStore,
     bounded,
 )
@@ -127,6 +128,37 @@ class TestBound:
         assert last_dropped == json.loads(data[DROPPED_LAST_KEY])
         assert last_dropped is not None
         assert chain_is_intact(records, first_prev=last_dropped["hash"])
+
+    def test_the_trimmed_span_is_rolled_into_a_small_summary(self) -> None:
+        objects = FakeObjects()
+        store = AuditStore(objects, max_bytes=900)
+        kinds = ["hold", "guard-attest", "guard-breached", "guard-fallback", "revive-guarded"]
+        for index in range(60):
+            action = kinds[index % len(kinds)]
+
+            def build(
+                previous: dict[str, Any] | None, index: int = index, action: str = action
+            ) -> dict[str, Any]:
+                record = chained(f"event-{index}")(previous)
+                record.update(action=action, seq=index + 1, time=f"2026-12-01T00:{index:02d}:00Z")
+                if action == "revive-guarded":
+                    record["request"] = f"r{index}"
+                return record
+
+            store.append(NS, ROLLOUT, build, (OWNER,))
+        trail = store.trail(NS, ROLLOUT)
+        summary = trail.summary
+        assert summary is not None and summary["records"] == trail.dropped > 12
+        assert summary["firstSeq"] == 1 and summary["lastSeq"] == trail.dropped
+        assert summary["firstTime"] == "2026-12-01T00:00:00Z"
+        assert summary["lastHash"] == trail.dropped_last["hash"] == trail.first_prev_hash
+        assert sum(summary["actions"].values()) == trail.dropped
+        assert summary["breaches"] == summary["actions"]["guard-breached"] + summary["actions"].get(
+            "guard-fallback", 0
+        )
+        assert summary["attestations"] == summary["actions"]["guard-attest"]
+        assert summary["requests"] == summary["actions"]["revive-guarded"]
+        assert len(objects.stored(*KEY)["data"][SUMMARY_KEY]) < 400  # small, however long
 
     def test_a_record_larger_than_the_bound_is_refused(self) -> None:
         store = AuditStore(FakeObjects(), max_bytes=50)

@@ -76,6 +76,14 @@ class TestRollouts:
         )
         assert value(metrics, "fairshift_canary_weight", namespace="lending", rollout="fraud") == 5
 
+    def test_the_fallback_share_is_exposed(self, metrics: OperatorMetrics) -> None:
+        metrics.observe_rollout("lending", "credit", "Fallback", 0, 40)
+        key = {"namespace": "lending", "rollout": "credit"}
+        assert value(metrics, "fairshift_fallback_weight", **key) == 40
+        assert value(metrics, "fairshift_rollouts", phase="Fallback") == 1
+        metrics.forget("lending", "credit")
+        assert not series(metrics, "fairshift_fallback_weight")
+
     def test_an_unknown_phase_drops_back_to_zero(self, metrics: OperatorMetrics) -> None:
         metrics.observe_rollout("a", "b", "Weird", 0)
         metrics.observe_rollout("a", "b", "Idle", 0)

@@ -18,8 +18,10 @@ import pytest
 
 from fairshift.api.notifications import Notification
 from fairshift.notify.messages import (
+    HEADLINES,
     DecisionEvent,
     generic_payload,
+    notification_kind,
     payload_for,
     should_notify,
     slack_payload,
@@ -189,6 +191,8 @@ class TestWhichActions:
             "failed",
             "candidate-unavailable",
             "Analysis_Failed",
+            "guard-breached",
+            "guard-fallback",
         ],
     )
     def test_pause_rollback_promotion_and_failure_are_announced(self, action: str) -> None:
@@ -199,6 +203,10 @@ class TestWhichActions:
     )
     def test_routine_actions_stay_quiet(self, action: str) -> None:
         assert not should_notify(action)
+
+    def test_a_degrade_to_the_fallback_has_its_own_headline(self) -> None:
+        assert notification_kind("guard-fallback") == "fallback"
+        assert HEADLINES["fallback"][1] == "degraded to its fallback"
 
     def test_enums_are_read_by_value(self) -> None:
         class Action(StrEnum):

@@ -37,6 +37,7 @@ PRINTER_COLUMNS: list[dict[str, Any]] = [
         "priority": 1,
     },
     {"name": "Mirror%", "type": "integer", "jsonPath": ".status.mirrorPercent", "priority": 1},
+    {"name": "Fallback%", "type": "integer", "jsonPath": ".status.fallbackWeight", "priority": 1},
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
 ]
 

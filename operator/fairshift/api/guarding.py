@@ -10,7 +10,7 @@ from fairshift.api.analysis import Gate
 from fairshift.api.durations import parse_duration
 from fairshift.api.schema import Duration, Model, rules
 
-BreachResponse = Literal["alert", "rollback", "escalate"]
+BreachResponse = Literal["alert", "rollback", "escalate", "degrade"]
 
 
 class GuardGate(Model):
@@ -29,7 +29,9 @@ class Guard(Model):
     per this many days per model on average; ``warningDays`` the same for warnings. A breach
     of a critical gate switches back to the last known good revision unless ``onBreach`` (or
     the gate's own entry in ``gates``) says ``alert`` or ``escalate`` (keep serving, hold the
-    next rollout until a person acknowledges); a warning gate only alerts.
+    next rollout until a person acknowledges) or ``degrade`` (send ``degradePercent`` of the
+    traffic to ``spec.fallbackRef`` until a person revives the model or a new revision is
+    promoted); a warning gate only alerts.
     """
 
     model_config = ConfigDict(
@@ -51,6 +53,7 @@ class Guard(Model):
     false_alarm_days: float = Field(default=90.0, gt=0, le=3650)
     warning_days: float = Field(default=7.0, gt=0, le=3650)
     on_breach: BreachResponse = "rollback"
+    degrade_percent: int = Field(default=100, ge=1, le=100)
     gates: list[GuardGate] = Field(default_factory=list, max_length=32)
 
     @model_validator(mode="after")
@@ -68,6 +71,11 @@ class Guard(Model):
     @property
     def label_delay_seconds(self) -> float:
         return parse_duration(self.label_delay)
+
+    @property
+    def degrades(self) -> bool:
+        """Whether some breach would send traffic to the fallback."""
+        return self.on_breach == "degrade" or any(g.on_breach == "degrade" for g in self.gates)
 
     def response(self, gate: Gate) -> BreachResponse:
         """What a breach of ``gate`` does: its own entry, else by severity and ``onBreach``."""

@@ -19,11 +19,13 @@ LAST_GOOD_ANNOTATION = f"{DOMAIN}/last-good-template"
 
 @dataclass(frozen=True)
 class ServiceNames:
-    """The Services of a rollout; ``shared`` only exists for the replicas router."""
+    """The Services of a rollout; ``shared`` only exists for the replicas router,
+    ``fallback`` only when the spec names a ``fallbackRef``."""
 
     primary: str
     canary: str
     shared: str
+    fallback: str
 
 
 def primary_name(target_name: str) -> str:
@@ -33,7 +35,12 @@ def primary_name(target_name: str) -> str:
 
 def service_names(rollout: str) -> ServiceNames:
     """The names of the Services of ``rollout``."""
-    return ServiceNames(primary=f"{rollout}-primary", canary=f"{rollout}-canary", shared=rollout)
+    return ServiceNames(
+        primary=f"{rollout}-primary",
+        canary=f"{rollout}-canary",
+        shared=rollout,
+        fallback=f"{rollout}-fallback",
+    )
 
 
 def audit_configmap_name(rollout: str) -> str:

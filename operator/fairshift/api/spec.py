@@ -17,12 +17,34 @@ from fairshift.api.guarding import Guard
 from fairshift.api.notifications import Notification
 from fairshift.api.schema import NAME_PATTERN, Duration, Model, count_set, rules
 
+NO_FALLBACK = (
+    "guard onBreach degrade sends traffic to spec.fallbackRef, which is not set: name the "
+    "fallback Deployment in fallbackRef, or choose rollback, alert or escalate"
+)
+FALLBACK_NEEDS_MESH = (
+    "fallbackRef needs a mesh router (gatewayAPI or istio): the replicas router can only "
+    "scale the model's own Deployments, it cannot send traffic to another Deployment"
+)
+FALLBACK_IS_TARGET = "fallbackRef must name a Deployment other than targetRef: the model itself"
+
 
 class TargetRef(Model):
     """The Deployment the model team updates; its pod template is the candidate."""
 
     kind: Literal["Deployment"] = "Deployment"
     name: str = Field(pattern=NAME_PATTERN, max_length=63)
+
+
+class FallbackRef(Model):
+    """A Deployment in the rollout's namespace that answers when the model must not: a
+    rules-based model, a cached answer. fairshift makes a ``<rollout>-fallback`` Service
+    selecting its pods on the rollout's port (to ``targetPort``, else the model's target port)
+    and routes to it as a third backend on a breach whose response is ``degrade``, or on a
+    kill."""
+
+    kind: Literal["Deployment"] = "Deployment"
+    name: str = Field(pattern=NAME_PATTERN, max_length=63)
+    target_port: int | None = Field(default=None, ge=1, le=65535)
 
 
 class ServicePort(Model):
@@ -214,6 +236,17 @@ class ModelRolloutSpec(Model):
                 "has(self.analysis) && self.analysis.gates.exists(a, a.name == g.name))",
                 "guard.gates name gates that analysis.gates lacks",
             ),
+            (
+                "has(self.fallbackRef) || !has(self.guard) || ((!has(self.guard.onBreach) || "
+                "self.guard.onBreach != 'degrade') && (!has(self.guard.gates) || "
+                "self.guard.gates.all(g, g.onBreach != 'degrade')))",
+                NO_FALLBACK,
+            ),
+            ("!has(self.fallbackRef) || !has(self.routing.replicas)", FALLBACK_NEEDS_MESH),
+            (
+                "!has(self.fallbackRef) || self.fallbackRef.name != self.targetRef.name",
+                FALLBACK_IS_TARGET,
+            ),
         )
     )
 
@@ -227,6 +260,7 @@ class ModelRolloutSpec(Model):
     paused: bool = False
     notifications: list[Notification] = Field(default_factory=list, max_length=8)
     guard: Guard = Field(default_factory=Guard)
+    fallback_ref: FallbackRef | None = None
 
     @property
     def guarded(self) -> bool:
@@ -247,7 +281,16 @@ class ModelRolloutSpec(Model):
         unknown = [g.name for g in self.guard.gates if g.name not in names]
         if unknown:
             raise ValueError(f"guard.gates name gates that analysis.gates lacks: {unknown}")
+        self.fallback_is_usable()
         return self
+
+    def fallback_is_usable(self) -> None:
+        if self.guard.degrades and self.fallback_ref is None:
+            raise ValueError(NO_FALLBACK)
+        if self.fallback_ref is not None and self.routing.replicas is not None:
+            raise ValueError(FALLBACK_NEEDS_MESH)
+        if self.fallback_ref is not None and self.fallback_ref.name == self.target_ref.name:
+            raise ValueError(FALLBACK_IS_TARGET)
 
 
 def parse_spec(raw: dict[str, Any]) -> ModelRolloutSpec:

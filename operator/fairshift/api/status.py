@@ -30,6 +30,7 @@ class Phase(StrEnum):
     FAILED = "Failed"
     GUARDING = "Guarding"  # promoted; the live model is still judged by the rollout's gates
     RESTORING = "Restoring"  # a guard breach: switching back to the last known good revision
+    FALLBACK = "Fallback"  # a guard breach sent a declared share of traffic to the fallback
     KILLED = "Killed"  # a person took the model out of the path; only revive undoes it
     TERMINATING = "Terminating"  # deleted: handing traffic and serving back to the target
 
@@ -106,9 +107,26 @@ class PersonsAct(Model):
 
 
 class Kill(PersonsAct):
-    """A kill in force: the primary's replicas before it, to serve again on revive."""
+    """A kill in force: the primary's replicas before it, to serve again on revive.
+    ``fallback``: all traffic goes to ``spec.fallbackRef`` and the model stays deployed."""
 
     replicas: int = 1
+    fallback: bool = False
+
+
+class FallbackShare(Model):
+    """A degrade in force: ``percent`` of the traffic goes to ``spec.fallbackRef``.
+
+    Set by a guard breach whose response is ``degrade``; it ends when a person revives the
+    model (``kubectl fairshift revive``) or when a new revision is promoted. ``gate`` and
+    ``message`` say which breach caused it.
+    """
+
+    percent: int = Field(ge=1, le=100)
+    fallback: str  # the Deployment traffic goes to
+    gate: str = ""
+    message: str = ""
+    at: Timestamp | None = None
 
 
 class Escalation(Model):
@@ -225,6 +243,7 @@ class ModelRolloutStatus(Model):
     step_count: int | None = None
     canary_weight: int = 0
     mirror_percent: int = 0
+    fallback_weight: int = 0  # percent of traffic on spec.fallbackRef (a degrade or a kill)
     verdict: Verdict = Verdict.PENDING
     phase_started_at: Timestamp | None = None
     step_started_at: Timestamp | None = None
@@ -241,3 +260,4 @@ class ModelRolloutStatus(Model):
     guard: GuardStatus | None = None
     alpha_ledger: AlphaLedger | None = None
     killed: Kill | None = None
+    fallback: FallbackShare | None = None

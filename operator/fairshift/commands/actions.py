@@ -41,7 +41,7 @@ from fairshift.commands.views import (
     step_text,
 )
 from fairshift.k8s.errors import Conflict
-from fairshift.planning.actions import NEEDS_REASON, allowed, possible
+from fairshift.planning.actions import NEEDS_REASON, allowed, needs_reason, possible
 
 if TYPE_CHECKING:
     from fairshift.k8s.cli_access import RolloutAccess
@@ -54,8 +54,9 @@ HELP = {
     "resume": "continue a paused rollout",
     "abort": "roll back now (while guarding: switch back to the last known good revision)",
     "retry": "start the same candidate again after a rollback or failure",
-    "kill": "take the model out of the path at once (its primary scaled to zero); --reason",
-    "revive": "serve again after a kill",
+    "kill": "take the model out of the path at once: all traffic to spec.fallbackRef when one "
+    "is declared, else its primary scaled to zero; --reason",
+    "revive": "serve again after a kill, or end a degrade (--reason needed then)",
     "ack": "acknowledge an escalated guard breach, so the next rollout may start; --reason",
 }
 
@@ -107,11 +108,19 @@ def current_status(obj: Mapping[str, Any]) -> ModelRolloutStatus:
         raise CommandError(f"cannot read the status: {error}", ExitCode.NOT_ALLOWED) from None
 
 
-def check_request(obj: Mapping[str, Any], action: str, name: str, force: bool) -> None:
+def check_request(
+    obj: Mapping[str, Any], action: str, name: str, force: bool, reason: str = ""
+) -> None:
     """Raise ``CommandError`` (``NOT_ALLOWED``) when the action must not be requested now."""
     status = current_status(obj)
     if not allowed(action, status):
         raise CommandError(refusal(action, status, name), ExitCode.NOT_ALLOWED)
+    if needs_reason(action, status) and not reason:
+        raise CommandError(
+            f"{action} of {name} ends a degrade (traffic on the fallback) and needs --reason: "
+            "the audit trail says why",
+            ExitCode.USAGE,
+        )
     pending = pending_request(obj)
     if pending is not None and not force:
         raise CommandError(
@@ -132,7 +141,7 @@ def send_request(
     """Check on a fresh read, then write guarded by its resourceVersion; retry 409s."""
     for _ in range(ATTEMPTS):
         obj = require_rollout(access, namespace, name)
-        check_request(obj, request.action, name, force)
+        check_request(obj, request.action, name, force, request.reason)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         try:
             access.annotate(
@@ -207,6 +216,8 @@ def register(subparsers: Any) -> None:
             )
         if action in NEEDS_REASON:
             parser.add_argument("--reason", required=True, help="why (kept in the audit trail)")
+        elif action == "revive":
+            parser.add_argument("--reason", help="why (needed to end a degrade; kept)")
         add_action_options(parser)
         parser.set_defaults(action=action, handler=cluster_handler(action, run_action))
 

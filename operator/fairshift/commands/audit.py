@@ -3,7 +3,8 @@
 Reads the records from the ConfigMap ``<rollout>-audit`` and checks every hash, link and
 sequence number, and that the newest record is the head the rollout's status recorded
 (``status.auditHead``), so edits, removals, reorderings and a cut tail all show. When older
-records were trimmed, the oldest kept record must follow the last trimmed one.
+records were trimmed, the oldest kept record must follow the last trimmed one, and the summary
+kept of the trimmed span must end where the kept chain begins; it is shown.
 Exits ``OK`` when intact, ``FAILED`` when not (one line per problem), ``NOT_FOUND`` or ``API``
 (see ``commands.exitcodes``).
 """
@@ -23,7 +24,7 @@ from fairshift.commands.invocation import (
     require_rollout,
 )
 from fairshift.commands.views import short_hash
-from fairshift.engine.audit import verify_chain
+from fairshift.engine.audit import describe_summary, summary_problems, verify_chain
 
 if TYPE_CHECKING:
     from fairshift.k8s.auditstore import AuditTrail
@@ -45,6 +46,7 @@ def chain_problems(trail: AuditTrail, expected_head: str | None) -> tuple[list[s
     # what the chain check says about the unreadable lines themselves adds nothing
     noise = tuple(f"record {index} (" for index in unreadable)
     problems += [p for p in check.problems if not p.startswith(noise)]
+    problems += summary_problems(trail.summary, trail.dropped, trail.records[0])
     extra = records_after(trail.records, expected_head)
     if extra:
         problems.append(
@@ -95,6 +97,8 @@ def run_verify(
             f"[green]ok[/]: the audit chain of {where} is intact "
             f"({len(trail.records)} records{trimmed}, head {short_hash(head)})"
         )
+        if trail.summary is not None:
+            out.print(f"  trimmed: {describe_summary(trail.summary)}", markup=False)
         return ExitCode.OK
     out.print(f"[bold red]TAMPERED[/]: the audit chain of {where} has {len(problems)} problem(s)")
     for problem in problems:

@@ -20,6 +20,7 @@ from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.status import (
     Condition,
     DecisionRecord,
+    FallbackShare,
     GateEvidence,
     GuardStatus,
     ModelRolloutStatus,
@@ -38,6 +39,8 @@ PHASE_STYLE = {
     Phase.ROLLING_BACK: "red",
     Phase.ROLLED_BACK: "bold red",
     Phase.FAILED: "bold red",
+    Phase.FALLBACK: "bold yellow",
+    Phase.KILLED: "bold red",
 }
 VERDICT_STYLE = {
     "Successful": "green",
@@ -207,11 +210,15 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> Tree:
         tree.add(Text.from_markup(guard_line(status.guard, now)))
     if status.killed is not None:
         killed = status.killed
+        where = ", all traffic on the fallback" if killed.fallback else ""
         tree.add(
             Text.from_markup(
-                f"[red]killed[/] {age(killed.at, now)} ago by {killed.by or '?'}: {killed.reason}"
+                f"[red]killed[/] {age(killed.at, now)} ago by {killed.by or '?'}{where}: "
+                f"{killed.reason}"
             )
         )
+    if status.fallback is not None:
+        tree.add(Text.from_markup(fallback_line(status.fallback, now)))
     pending = pending_request(obj)
     if pending is not None:
         tree.add(Text.from_markup(pending_line(pending, now)))
@@ -222,6 +229,14 @@ def render_status(obj: Mapping[str, Any], now: datetime) -> Tree:
     if status.decisions:
         tree.add("[bold]decisions[/]").add(decisions_table(status, now))
     return tree
+
+
+def fallback_line(share: FallbackShare, now: datetime) -> str:
+    """A degrade in force: how much goes to which fallback, since when, and why."""
+    return (
+        f"[yellow]degraded[/] {age(share.at, now)} ago: [bold]{share.percent}%[/] of traffic on "
+        f"the fallback [bold]{share.fallback}[/] (gate {share.gate or '?'})"
+    )
 
 
 def revisions_line(status: ModelRolloutStatus) -> str:
@@ -237,7 +252,9 @@ def progress_line(status: ModelRolloutStatus, now: datetime) -> str:
     paused = f"  paused: {status.paused_reason}" if status.paused_reason else ""
     return (
         f"{step}  canary [bold]{status.canary_weight}%[/]  "
-        f"mirror [bold]{status.mirror_percent}%[/]{paused}"
+        f"mirror [bold]{status.mirror_percent}%[/]"
+        + (f"  fallback [bold]{status.fallback_weight}%[/]" if status.fallback_weight else "")
+        + paused
     )
 
 

@@ -76,3 +76,69 @@ def verify_chain(
     if expected_head is not None and records and previous_hash != expected_head:
         problems.append("the last record is not the head the rollout recorded (records removed)")
     return ChainCheck(len(records), tuple(problems), previous_hash)
+
+
+# --- the trimmed span's summary -------------------------------------------------------------
+
+BREACH_ACTIONS = frozenset({"guard-breached", "guard-alert", "guard-escalated", "guard-fallback"})
+ATTESTATION_ACTIONS = frozenset({"guard-attest"})
+SUMMARY_KEYS = ("records", "firstSeq", "lastSeq", "firstTime", "lastTime", "lastHash")
+
+
+def summarize(
+    previous: Mapping[str, Any] | None, dropped: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The summary of every trimmed record: ``previous`` (the span trimmed before) extended by
+    ``dropped`` (oldest first). It counts the records of each action, the guard's breaches
+    (any response), attestations and persons' requests, spans first to last seq and time, and
+    ends in the hash the oldest kept record must follow, so a verifier ties it to the chain.
+    """
+    summary: dict[str, Any] = dict(previous or {})
+    summary.setdefault("records", 0)
+    actions: dict[str, int] = dict(summary.get("actions") or {})
+    for record in dropped:
+        action = str(record.get("action", "unreadable"))
+        actions[action] = actions.get(action, 0) + 1
+        summary["records"] += 1
+        summary["breaches"] = summary.get("breaches", 0) + (action in BREACH_ACTIONS)
+        summary["attestations"] = summary.get("attestations", 0) + (action in ATTESTATION_ACTIONS)
+        summary["requests"] = summary.get("requests", 0) + ("request" in record)
+        summary.setdefault("firstSeq", record.get("seq"))
+        summary.setdefault("firstTime", record.get("time"))
+        summary["lastSeq"] = record.get("seq")
+        summary["lastTime"] = record.get("time", summary.get("lastTime"))
+        summary["lastHash"] = record.get("hash")
+    summary["actions"] = dict(sorted(actions.items()))
+    return summary
+
+
+def summary_problems(
+    summary: Mapping[str, Any] | None, dropped: int, first_kept: Mapping[str, Any] | None
+) -> list[str]:
+    """Where the trimmed span's summary disagrees with the chain it precedes (none: agrees)."""
+    if summary is None:
+        return []
+    problems = []
+    if summary.get("records") != dropped:
+        problems.append(
+            f"the trimmed summary covers {summary.get('records')} records, "
+            f"but {dropped} were trimmed"
+        )
+    if first_kept is not None and first_kept.get("prev_hash") != summary.get("lastHash"):
+        problems.append("the oldest kept record does not follow the trimmed summary's last hash")
+    seq = first_kept.get("seq") if first_kept is not None else None
+    last = summary.get("lastSeq")
+    if isinstance(seq, int) and isinstance(last, int) and seq != last + 1:
+        problems.append(f"the trimmed summary ends at seq {last}, the chain resumes at {seq}")
+    return problems
+
+
+def describe_summary(summary: Mapping[str, Any]) -> str:
+    """One line on a trimmed span, for a person."""
+    return (
+        f"seq {summary.get('firstSeq')}..{summary.get('lastSeq')} "
+        f"({summary.get('firstTime')} to {summary.get('lastTime')}): "
+        f"{summary.get('records', 0)} records, {summary.get('breaches', 0)} guard breaches, "
+        f"{summary.get('attestations', 0)} attestations, "
+        f"{summary.get('requests', 0)} persons' requests"
+    )

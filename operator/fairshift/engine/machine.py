@@ -35,6 +35,7 @@ class Event(StrEnum):
     PROMOTION_DONE = "promotion-done"  # primary runs the candidate template and is available
     PROMOTION_DONE_GUARDED = "promotion-done-guarded"  # the same, and the guard takes over
     GUARD_BREACHED = "guard-breached"  # a guarded gate breached, its response is rollback
+    GUARD_FALLBACK = "guard-fallback"  # a breach whose response is degrade: to the fallback
     RESTORED = "restored"  # both Deployments run the last known good template again
     KILL = "kill"  # manual: take the model out of the path at once
     REVIVE = "revive"  # manual: serve again after a kill
@@ -58,7 +59,7 @@ class Effect(StrEnum):
     FORGET_CANDIDATE = "forget-candidate"  # target reverted: nothing to roll out
     START_GUARD = "start-guard"  # record the stable revision and start guarding it
     RECORD_RESTORED = "record-restored"  # the last known good revision is stable again
-    RESUME_GUARD = "resume-guard"  # the guard's next look starts now
+    RESUME_GUARD = "resume-guard"  # the guard's next look starts now; no traffic to fallback
     CLEAR_ESCALATION = "clear-escalation"  # the escalated breach is acknowledged
 
 
@@ -74,7 +75,7 @@ class Transition:
 
 P, E, F = Phase, Event, Effect
 ACTIVE = (P.SHADOW, P.CANARY, P.PAUSED)
-RESTING = (P.IDLE, P.SUCCEEDED, P.ROLLED_BACK, P.FAILED, P.GUARDING)
+RESTING = (P.IDLE, P.SUCCEEDED, P.ROLLED_BACK, P.FAILED, P.GUARDING, P.FALLBACK)
 
 
 def _rows() -> list[Transition]:
@@ -108,6 +109,11 @@ def _rows() -> list[Transition]:
         Transition(P.PROMOTING, E.PROMOTION_DONE_GUARDED, P.GUARDING, F.START_GUARD),
         Transition(P.GUARDING, E.GUARD_BREACHED, P.RESTORING),
         Transition(P.GUARDING, E.ABORT, P.RESTORING),  # a person switches back
+        Transition(P.GUARDING, E.GUARD_FALLBACK, P.FALLBACK),
+        Transition(P.FALLBACK, E.ABORT, P.RESTORING),
+        Transition(P.FALLBACK, E.REVIVE_GUARDED, P.GUARDING, F.RESUME_GUARD),
+        # a degrade outlives a rejected fix: a person ends it (revive only with a fallback)
+        Transition(P.ROLLED_BACK, E.REVIVE_GUARDED, P.GUARDING, F.RESUME_GUARD),
         Transition(P.RESTORING, E.RESTORED, P.ROLLED_BACK, F.RECORD_RESTORED),
         Transition(P.GUARDING, E.ACKNOWLEDGE, P.GUARDING, F.CLEAR_ESCALATION),
         Transition(P.KILLED, E.REVIVE, P.IDLE),
@@ -174,6 +180,7 @@ DESIRED: dict[Phase, Desired] = {
     P.FAILED: Desired(False, False, False, False, terminal=True),
     P.GUARDING: Desired(False, False, False, False, terminal=True),
     P.RESTORING: Desired(False, False, False, False),
+    P.FALLBACK: Desired(False, False, False, False, terminal=True),
     P.KILLED: Desired(False, False, False, False, terminal=True, primary_serving=False),
     # deleted: the finalizer hands serving back to the user's Deployment; the planner waits
     P.TERMINATING: Desired(False, False, False, False, terminal=True),

@@ -99,6 +99,7 @@ def route_target(
         owner_references=(owner,),
         primary_deployment=primary_name(spec.target_ref.name),
         candidate_deployment=spec.target_ref.name,
+        fallback_service=services.fallback if spec.fallback_ref is not None else "",
     )
 
 
@@ -168,13 +169,15 @@ class Reconciler:
         return self.deps.router_for(spec, rollout.namespace, rollout.name, rollout.owner)
 
     def observe(self, spec: ModelRolloutSpec, rollout: Rollout, router: Router) -> Observation:
-        """Each object once: the target, the primary, the route."""
+        """Each object once: the target, the primary, the route, the fallback if named."""
         workloads, ns, target = self.deps.workloads, rollout.namespace, spec.target_ref.name
+        fallback = spec.fallback_ref
         return Observation(
             target=workloads.target_revision(ns, target),
             primary=workloads.primary_state(ns, target),
             route=RouteState(router.get_weights(), router.verify()),
             request=manual_request(rollout.annotations),
+            fallback=workloads.target_revision(ns, fallback.name) if fallback else None,
         )
 
     def unrecorded(self, rollout: Rollout, status: ModelRolloutStatus) -> list[dict[str, Any]]:
@@ -221,7 +224,11 @@ class Reconciler:
         plan = planner.evidence_sink(plan, problem, named, now)
         status = self.dump(plan.status, rollout)
         self.deps.telemetry.observe_rollout(
-            rollout.namespace, rollout.name, status["phase"], status["canaryWeight"]
+            rollout.namespace,
+            rollout.name,
+            status["phase"],
+            status["canaryWeight"],
+            status.get("fallbackWeight", 0),
         )
         guard = plan.status.guard
         self.deps.telemetry.observe_guard(

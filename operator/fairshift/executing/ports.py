@@ -52,6 +52,16 @@ class Workloads(Protocol):
         shared: bool = False,
     ) -> Any: ...
 
+    def ensure_fallback_service(
+        self,
+        namespace: str,
+        rollout_name: str,
+        fallback: str,
+        port: int,
+        target_port: int | None,
+        owner_references: Sequence[Mapping[str, Any]],
+    ) -> str: ...
+
     def scale(self, namespace: str, deployment: str, replicas: int) -> bool: ...
 
     def promote_template(
@@ -82,7 +92,9 @@ class AuditLog(Protocol):
 class Telemetry(Protocol):
     """The operator's own metrics (``fairshift.metrics.operator_metrics``)."""
 
-    def observe_rollout(self, namespace: str, rollout: str, phase: str, weight: int) -> None: ...
+    def observe_rollout(
+        self, namespace: str, rollout: str, phase: str, weight: int, fallback_weight: int = 0
+    ) -> None: ...
 
     def observe_gates(
         self, namespace: str, rollout: str, evidence: Sequence[GateEvidence]
@@ -136,7 +148,9 @@ class NullNotifier:
 
 
 class NullTelemetry:
-    def observe_rollout(self, namespace: str, rollout: str, phase: str, weight: int) -> None:
+    def observe_rollout(
+        self, namespace: str, rollout: str, phase: str, weight: int, fallback_weight: int = 0
+    ) -> None:
         return None
 
     def observe_gates(self, namespace: str, rollout: str, evidence: Sequence[GateEvidence]) -> None:

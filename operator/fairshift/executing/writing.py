@@ -16,6 +16,7 @@ from fairshift.api.spec import ModelRolloutSpec
 from fairshift.executing.ports import Workloads
 from fairshift.k8s.errors import Forbidden, Invalid, NotOwned, UnknownKind, Unsupported
 from fairshift.planning.plan import (
+    EnsureFallbackService,
     EnsurePrimary,
     EnsureServices,
     LabelCandidate,
@@ -95,6 +96,16 @@ def dispatch(
             [owner],
             shared=write.shared,
         )
+    elif isinstance(write, EnsureFallbackService):
+        assert spec.fallback_ref is not None  # planned only with a fallbackRef
+        workloads.ensure_fallback_service(
+            namespace,
+            str(owner["name"]),
+            spec.fallback_ref.name,
+            spec.service.port,
+            spec.fallback_ref.target_port or spec.service.target_port,
+            [owner],
+        )
     elif isinstance(write, LabelCandidate):
         workloads.label_candidate(namespace, target)
     elif isinstance(write, RestoreLastGood):
@@ -105,7 +116,10 @@ def describe(write: Write) -> str:
     """A few words on a write, for a person."""
     if isinstance(write, SetTraffic):
         w = write.weights
-        return f"routing {w.primary}/{w.canary} (mirror {w.mirror_percent}%)"
+        fallback = f", fallback {w.fallback}%" if w.fallback else ""
+        return f"routing {w.primary}/{w.canary} (mirror {w.mirror_percent}%{fallback})"
+    if isinstance(write, EnsureFallbackService):
+        return "making the fallback's Service"
     if isinstance(write, ScaleCandidate):
         return f"scaling the candidate to {write.replicas}"
     return type(write).__name__

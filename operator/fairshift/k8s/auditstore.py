@@ -7,8 +7,11 @@ record, so a record that chains to its predecessor (the audit hash chain) is reb
 retry and always chains to what is really stored.
 
 The store is bounded: when the lines exceed ``max_bytes`` the oldest are dropped. The number
-dropped so far is kept under ``dropped`` and the last dropped line under ``dropped-last.json``,
-so a verifier can still check that the oldest kept record chains to it.
+dropped so far is kept under ``dropped``, the last dropped line under ``dropped-last.json``,
+so a verifier can still check that the oldest kept record chains to it, and a summary of the
+whole trimmed span under ``trimmed-summary.json`` (``engine.audit.summarize``: records per
+action, breaches, attestations, persons' requests, first and last seq and time), a few hundred
+bytes however long the trail grows.
 """
 
 from __future__ import annotations
@@ -19,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fairshift.api.names import audit_configmap_name
-from fairshift.engine.audit import GENESIS_HASH
+from fairshift.engine.audit import GENESIS_HASH, summarize
 from fairshift.k8s.errors import Conflict
 from fairshift.k8s.store import CONFLICT_ATTEMPTS, ObjectStore, require_owned
 
 RECORDS_KEY = "records.jsonl"
 DROPPED_KEY = "dropped"
 DROPPED_LAST_KEY = "dropped-last.json"
+SUMMARY_KEY = "trimmed-summary.json"
 DEFAULT_MAX_BYTES = 512 * 1024  # a ConfigMap holds at most 1 MiB
 
 Record = dict[str, Any]
@@ -47,6 +51,7 @@ class AuditTrail:
     records: list[dict[str, Any]]
     dropped: int = 0
     dropped_last: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None  # of the trimmed span (None: nothing trimmed)
 
     @property
     def unreadable(self) -> list[int]:
@@ -124,10 +129,12 @@ class AuditStore:
         found = self._objects.get("v1", "ConfigMap", namespace, audit_configmap_name(rollout))
         data = (found or {}).get("data") or {}
         last = data.get(DROPPED_LAST_KEY)
+        summary = data.get(SUMMARY_KEY)
         return AuditTrail(
             records=parse_records(data.get(RECORDS_KEY, "")),
             dropped=int(data.get(DROPPED_KEY) or 0),
             dropped_last=parse_record(last) if last else None,
+            summary=parse_record(summary) if summary else None,
         )
 
     def _append_once(
@@ -154,6 +161,11 @@ class AuditStore:
         if dropped:
             patch_data[DROPPED_KEY] = str(int(data.get(DROPPED_KEY) or 0) + len(dropped))
             patch_data[DROPPED_LAST_KEY] = dropped[-1]
+            previous = data.get(SUMMARY_KEY)
+            summary = summarize(
+                parse_record(previous) if previous else None, [parse_record(d) for d in dropped]
+            )
+            patch_data[SUMMARY_KEY] = encode_record(summary)
         version = found.get("metadata", {}).get("resourceVersion")
         patch = {"metadata": {"resourceVersion": version}, "data": patch_data}
         self._objects.patch("v1", "ConfigMap", namespace, name, patch)

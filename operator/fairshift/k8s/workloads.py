@@ -314,6 +314,22 @@ class Workloads:
             self._ensure_service(body, owner_references, adopt_foreign=name != names.shared)
         return names
 
+    def ensure_fallback_service(
+        self,
+        namespace: str,
+        rollout_name: str,
+        fallback: str,
+        port: int,
+        target_port: int | None,
+        owner_references: OwnerReferences,
+    ) -> str:
+        """The ``<rollout>-fallback`` Service selecting the pods of Deployment ``fallback``."""
+        name = service_names(rollout_name).fallback
+        labels = match_labels(self._require(namespace, fallback))
+        body = service(name, namespace, labels, port, target_port, owner_references)
+        self._ensure_service(body, owner_references, adopt_foreign=True)
+        return name
+
     def _ensure_service(
         self, body: dict[str, Any], owner_references: OwnerReferences, adopt_foreign: bool
     ) -> None:

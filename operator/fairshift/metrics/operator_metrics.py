@@ -8,6 +8,8 @@ reconciler calls the small ``observe_*``/``count_*`` methods; the handlers serve
 
 * ``fairshift_rollouts{phase}``: rollouts per phase (every phase is present, zeros included);
 * ``fairshift_canary_weight{namespace,rollout}``: percent of traffic on the candidate;
+* ``fairshift_fallback_weight{namespace,rollout}``: percent of traffic on ``spec.fallbackRef``
+  (a degrade or a kill with a fallback; 0 otherwise);
 * ``fairshift_gate_estimate|lower|upper{namespace,rollout,gate,slice}``: the harm estimate of
   each gate and slice with its confidence bounds (stale gate/slice pairs are removed);
 * ``fairshift_decisions_total{action,reason}``: decisions taken (reasons are short codes);
@@ -101,6 +103,12 @@ class OperatorMetrics:
         self.canary_weight = Gauge(
             "fairshift_canary_weight",
             "Percent of live traffic routed to the candidate.",
+            rollout,
+            registry=registry_,
+        )
+        self.fallback_weight = Gauge(
+            "fairshift_fallback_weight",
+            "Percent of live traffic routed to the fallback (a degrade, or a kill).",
             rollout,
             registry=registry_,
         )
@@ -205,13 +213,19 @@ class OperatorMetrics:
         self.rollouts_owned.set_function(owned)
 
     def observe_rollout(
-        self, namespace: str, rollout: str, phase: str | Enum, canary_weight: float
+        self,
+        namespace: str,
+        rollout: str,
+        phase: str | Enum,
+        canary_weight: float,
+        fallback_weight: float = 0,
     ) -> None:
-        """Record a rollout's phase and canary weight (call on every reconcile)."""
+        """Record a rollout's phase, canary and fallback weights (call on every reconcile)."""
         with self._lock:
             self._phases[(namespace, rollout)] = text_of(phase)
             self._publish_phases()
         self.canary_weight.labels(namespace, rollout).set(canary_weight)
+        self.fallback_weight.labels(namespace, rollout).set(fallback_weight)
 
     def observe_guard(
         self, namespace: str, rollout: str, health: str | None, breaches: int
@@ -296,6 +310,7 @@ class OperatorMetrics:
             gate_series = self._gate_series.pop(key, set())
             error_kinds = self._error_kinds.pop(key, set())
         remove_quietly(self.canary_weight, key)
+        remove_quietly(self.fallback_weight, key)
         self.observe_guard(namespace, rollout, None, 0)
         for series in gate_series:
             self._remove_gate_series(namespace, rollout, series)

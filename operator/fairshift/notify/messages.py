@@ -1,9 +1,10 @@
 """What a decision notification says: which actions are announced and the two payload formats.
 
-Only actions a person should hear about are announced: a pause, a rollback, a promotion and a
-failure (:func:`should_notify`). Action names are the decision and state-machine vocabulary
-(``pause``, ``halt``, ``rollback``, ``analysis-failed``, ``promotion-done``...); anything else,
-such as ``advance`` or ``hold``, is routine and stays quiet.
+Only actions a person should hear about are announced: a pause, a rollback (a guard's switch
+back too), a promotion, a failure and a guard's degrade to the fallback
+(:func:`should_notify`). Action names are the decision and state-machine vocabulary
+(``pause``, ``halt``, ``rollback``, ``analysis-failed``, ``promotion-done``...); anything
+else, such as ``advance`` or ``hold``, is routine and stays quiet.
 
 Formats: ``generic`` is the decision as JSON (``rollout``, ``namespace``, ``action``,
 ``reason``, ``phase``, ``step``, ``candidateRevision``, ``evidence``, ``time``, ``message``);
@@ -20,7 +21,7 @@ from typing import Any, Literal
 
 from fairshift.api.status import OUTCOME_RANK, Outcome
 
-Kind = Literal["pause", "rollback", "promotion", "failure"]
+Kind = Literal["pause", "rollback", "promotion", "failure", "fallback"]
 Payload = dict[str, Any]
 
 ACTION_KINDS: Mapping[str, Kind] = {
@@ -40,6 +41,8 @@ ACTION_KINDS: Mapping[str, Kind] = {
     "failure": "failure",
     "candidate-unavailable": "failure",
     "target-lost": "failure",
+    "guard-breached": "rollback",
+    "guard-fallback": "fallback",
 }
 """Announced actions and what kind of news each is; every other action is not announced."""
 
@@ -48,6 +51,7 @@ HEADLINES: Mapping[Kind, tuple[str, str]] = {
     "rollback": (":rewind:", "rolling back"),
     "promotion": (":white_check_mark:", "promoted"),
     "failure": (":x:", "failed"),
+    "fallback": (":warning:", "degraded to its fallback"),
 }
 
 SLACK_TEXT_LIMIT = 2900  # Slack refuses section texts over 3000 characters
@@ -65,7 +69,8 @@ def notification_kind(action: str | Enum) -> Kind | None:
 
 
 def should_notify(action: str | Enum) -> bool:
-    """Whether webhooks hear about this action (pause, rollback, promotion, failure)."""
+    """Whether webhooks hear about this action (pause, rollback, promotion, failure,
+    fallback)."""
     return notification_kind(action) is not None
 
 

@@ -27,6 +27,15 @@ class ManualAction(StrEnum):
 NEEDS_REASON = (ManualAction.KILL, ManualAction.ACK)
 """Actions the audit trail must explain: who asked and why are recorded with them."""
 
+
+def needs_reason(action: str, status: ModelRolloutStatus) -> bool:
+    """Whether ``action`` needs a reason now: always for kill and ack, and for a revive that
+    ends a degrade (traffic goes back from the fallback to the breached model)."""
+    if action in NEEDS_REASON:
+        return True
+    return action == ManualAction.REVIVE and status.fallback is not None
+
+
 SIMPLE: dict[ManualAction, Event] = {
     ManualAction.PROMOTE: Event.PROMOTE,
     ManualAction.PROMOTE_FULL: Event.PROMOTE_FULL,
@@ -48,7 +57,8 @@ def action_event(action: str, status: ModelRolloutStatus) -> Event | None:
 
     ``resume`` at a manual gate (a ``pause: {}`` step) continues to the next step, as
     ``promote`` does; elsewhere it returns to the paused step or to shadow. ``revive``
-    returns to guarding when the model was guarded. ``ack`` means something only while an
+    returns to guarding when the model was guarded; it also ends a degrade (traffic on the
+    fallback), in any phase a degrade outlives. ``ack`` means something only while an
     escalated breach waits.
     """
     try:
@@ -60,6 +70,8 @@ def action_event(action: str, status: ModelRolloutStatus) -> Event | None:
             return Event.PROMOTE
         return resume_event(status.current_step)
     if manual is ManualAction.REVIVE:
+        if status.phase is not Phase.KILLED and status.fallback is None:
+            return None  # nothing to revive: not killed, no traffic on the fallback
         return Event.REVIVE_GUARDED if status.guard is not None else Event.REVIVE
     if manual is ManualAction.ACK and (status.guard is None or status.guard.escalation is None):
         return None

@@ -5,8 +5,10 @@ executor measures the live model's traffic since the previous look (shifted back
 ``labelDelay``) against the stable model's evidence frozen at promotion, and the engine's
 change detectors grade it (``engine.guard``). Here the grades become health, records and
 actions: a warning is recorded and notified; a breach of a gate whose response is
-``rollback`` switches back to the last known good revision (``Restoring``); ``alert`` records,
-notifies and restarts the detectors. A look that cannot be made marks the guard Degraded and
+``rollback`` switches back to the last known good revision (``Restoring``); ``degrade``
+sends ``guard.degradePercent`` of the traffic to ``spec.fallbackRef`` (``Fallback``) until a
+person revives the model or a new revision is promoted; ``alert`` records, notifies and
+restarts the detectors. A look that cannot be made marks the guard Degraded and
 does nothing else. Every hour an attestation record proves the guard kept looking.
 """
 
@@ -15,7 +17,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from fairshift.api.spec import ModelRolloutSpec
-from fairshift.api.status import Escalation, GuardCell, Health, ModelRolloutStatus, Phase
+from fairshift.api.status import (
+    Escalation,
+    FallbackShare,
+    GuardCell,
+    Health,
+    ModelRolloutStatus,
+    Phase,
+)
 from fairshift.api.times import format_time, seconds_between
 from fairshift.engine.counts import slice_name
 from fairshift.engine.guard import CellHealth, Grade, GuardLook
@@ -141,6 +150,12 @@ def breached(draft: Draft, observed: Observation, look: GuardLook) -> Happening 
         return Happening(Event.GUARD_BREACHED, message, "GuardBreached")
     if rollback:
         message += "; no earlier revision is kept to switch back to, so this only alerts"
+    if "degrade" in responses:
+        gate = next(c.gate for c in cells if draft.spec.guard.response(gates[c.gate]) == "degrade")
+        happening = degrade(draft, observed, gate, message)
+        if happening is not None:
+            return happening
+        message += f"; {fallback_missing(draft, observed)}, so this only alerts"
     if "escalate" in responses:
         set_guard(draft, escalation=Escalation(message=message, at=draft.now))
         message += (
@@ -152,6 +167,51 @@ def breached(draft: Draft, observed: Observation, look: GuardLook) -> Happening 
     draft.event("Warning", "GuardBreached", message)
     record(draft, "guard-alert", "GuardBreached", message, guard_detail(draft))
     return None
+
+
+def degrade(draft: Draft, observed: Observation, gate: str, message: str) -> Happening | None:
+    """The declared share of traffic to the fallback, when it can serve it."""
+    declared = draft.spec.fallback_ref
+    state = observed.fallback
+    if declared is None or state is None or state.available_replicas < 1:
+        return None
+    percent = draft.spec.guard.degrade_percent
+    draft.set(
+        fallback=FallbackShare(
+            percent=percent, fallback=declared.name, gate=gate, message=message, at=draft.now
+        )
+    )
+    detail = {**guard_detail(draft), "fallback": {"deployment": declared.name, "percent": percent}}
+    return Happening(
+        Event.GUARD_FALLBACK,
+        f"{message}; {percent}% of traffic goes to the fallback {declared.name} until a person "
+        f"revives the model (kubectl fairshift revive {draft.name} --reason ...) or a new "
+        f"revision is promoted",
+        "GuardFallback",
+        detail=detail,
+    )
+
+
+def on_fallback(draft: Draft) -> None:
+    """While degraded: say where the traffic goes, since when, why and how to end it."""
+    share = draft.status.fallback
+    if share is None:
+        return
+    draft.say(
+        f"{share.percent}% of traffic on the fallback {share.fallback} since "
+        f"{format_time(share.at or draft.now)} (gate {share.gate} breached); end it with "
+        f"kubectl fairshift revive {draft.name} --reason ... or promote a fixed revision",
+        "GuardFallback",
+    )
+
+
+def fallback_missing(draft: Draft, observed: Observation) -> str:
+    declared = draft.spec.fallback_ref
+    if declared is None:
+        return "no fallbackRef is declared"
+    if observed.fallback is None:
+        return f"the fallback Deployment {declared.name} does not exist"
+    return f"the fallback Deployment {declared.name} has no available replica"
 
 
 def attest(draft: Draft) -> None:

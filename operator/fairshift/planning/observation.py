@@ -61,6 +61,7 @@ class Observation:
     primary: DeploymentState | None
     route: RouteState
     request: ManualRequest | None = None
+    fallback: DeploymentState | None = None  # spec.fallbackRef's Deployment, when named
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,11 @@ class EnsureServices:
 
 
 @dataclass(frozen=True)
+class EnsureFallbackService:
+    """The ``<rollout>-fallback`` Service selects the pods of ``spec.fallbackRef``."""
+
+
+@dataclass(frozen=True)
 class EnsurePrimary:
     """The primary Deployment exists, made from ``template``."""
 
@@ -83,6 +88,7 @@ class RestoreLastGood:
 
 Write = (
     EnsureServices
+    | EnsureFallbackService
     | EnsurePrimary
     | LabelCandidate
     | SetTraffic

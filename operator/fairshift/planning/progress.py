@@ -34,6 +34,9 @@ def progress(
         return guard.guarding(draft, observed, result if isinstance(result, GuardResult) else None)
     if draft.phase is Phase.RESTORING:
         return guard.restoring(draft, observed)
+    if draft.phase is Phase.FALLBACK:
+        guard.on_fallback(draft)
+        return None
     if not isinstance(result, AnalysisResult):
         result = None
     if draft.phase is Phase.SHADOW:

@@ -1,7 +1,9 @@
 """Traffic and replicas each phase wants, and the writes that get the world there.
 
 Level-triggered: the desired weights follow from the phase and the step; a write is planned
-only where the observed world differs.
+only where the observed world differs. A degrade in force (``status.fallback``) takes its
+share from the model in every phase until it ends, and the canary's step weight is a share
+of what remains; a kill with a fallback sends everything there.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from fairshift.api.traffic import Weights
 from fairshift.engine.machine import DESIRED
 from fairshift.planning.draft import Draft
 from fairshift.planning.observation import Observation
-from fairshift.planning.plan import ScaleCandidate, ScalePrimary, SetTraffic
+from fairshift.planning.plan import EnsureFallbackService, ScaleCandidate, ScalePrimary, SetTraffic
 
 ROUTE_RECHECK = 3.0
 
@@ -28,9 +30,24 @@ def step_weight(steps: list[Step], index: int | None) -> int:
     return weight
 
 
+def fallback_weight(draft: Draft) -> int:
+    """Percent of traffic on the fallback: all of it after a kill with a fallback, the
+    degrade's share while one is in force, else none."""
+    if killed_to_fallback(draft):
+        return 100
+    share = draft.status.fallback
+    return share.percent if share is not None else 0
+
+
+def killed_to_fallback(draft: Draft) -> bool:
+    killed = draft.status.killed
+    return draft.phase is Phase.KILLED and killed is not None and killed.fallback
+
+
 def current_weight(draft: Draft) -> int:
     if draft.phase is Phase.CANARY:
-        return step_weight(draft.spec.strategy.canary.steps, draft.status.current_step)
+        weight = step_weight(draft.spec.strategy.canary.steps, draft.status.current_step)
+        return round(weight * (100 - fallback_weight(draft)) / 100)
     if draft.phase is Phase.PAUSED:
         return draft.status.canary_weight
     return 0
@@ -44,15 +61,26 @@ def desired_weights(draft: Draft) -> Weights:
         mirror = shadow.mirror_percent
     elif draft.phase is Phase.PAUSED and desired.mirror:
         mirror = draft.status.mirror_percent
-    canary = current_weight(draft) if desired.route_canary else 0
-    return Weights.canary_share(canary, mirror)
+    fallback = fallback_weight(draft)
+    canary = min(current_weight(draft), 100 - fallback) if desired.route_canary else 0
+    return Weights.canary_share(canary, mirror, fallback)
 
 
 def route(draft: Draft, observed: Observation, wanted: Weights) -> None:
     """Plan the route write when the live route differs; status shows what is wanted."""
     if observed.route.weights != wanted:
+        if wanted.fallback > 0:
+            draft.write(EnsureFallbackService())
         draft.write(SetTraffic(wanted))
-    draft.set(canary_weight=wanted.canary, mirror_percent=wanted.mirror_percent)
+    show(draft, wanted)
+
+
+def show(draft: Draft, wanted: Weights) -> None:
+    draft.set(
+        canary_weight=wanted.canary,
+        mirror_percent=wanted.mirror_percent,
+        fallback_weight=wanted.fallback,
+    )
 
 
 def traffic_shown(draft: Draft, observed: Observation, explain: bool = True) -> bool:
@@ -62,7 +90,7 @@ def traffic_shown(draft: Draft, observed: Observation, explain: bool = True) -> 
     """
     wanted = desired_weights(draft)
     if observed.route.shows(wanted):
-        draft.set(canary_weight=wanted.canary, mirror_percent=wanted.mirror_percent)
+        show(draft, wanted)
         return True
     route(draft, observed, wanted)
     if explain:
@@ -90,7 +118,8 @@ def converge(draft: Draft, observed: Observation) -> None:
     if observed.target is not None and desired.candidate_scaled:
         primary = observed.primary
         scale_candidate(draft, observed, max(primary.replicas if primary else 1, 1))
-    if desired.primary_serving:  # a killed model is out of the path: no route to keep
+    # a killed model is out of the path: no route to keep, unless a fallback takes it all
+    if desired.primary_serving or killed_to_fallback(draft):
         route(draft, observed, desired_weights(draft))
     if observed.target is not None and not desired.candidate_scaled:
         scale_candidate(draft, observed, 0)
@@ -98,9 +127,12 @@ def converge(draft: Draft, observed: Observation) -> None:
 
 
 def serve_or_kill(draft: Draft, observed: Observation) -> None:
-    """The primary at zero while killed; after a revive, back to its replicas before."""
+    """The primary at zero while killed (deployed still when a fallback takes the traffic);
+    after a revive, back to its replicas before."""
     primary, killed = observed.primary, draft.status.killed
     if primary is None:
+        return
+    if killed_to_fallback(draft):
         return
     if not DESIRED[draft.phase].primary_serving:
         if primary.replicas != 0:

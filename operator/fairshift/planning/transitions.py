@@ -75,17 +75,25 @@ def apply_effect(draft: Draft, effect: Effect) -> None:
         restart_clocks(draft)
     elif effect is Effect.SKIP_TO_END:
         draft.set(current_step=len(draft.spec.strategy.canary.steps))
-    elif effect is Effect.RECORD_STABLE:
-        draft.set(stable_revision=status.candidate_revision, candidate_revision=None)
+    elif effect is Effect.RECORD_STABLE:  # a promoted revision ends a degrade
+        draft.set(stable_revision=status.candidate_revision, candidate_revision=None, fallback=None)
     elif effect is Effect.FORGET_CANDIDATE:
         draft.set(candidate_revision=None, current_step=None)
     elif effect is Effect.START_GUARD:
         guard = start_guard(status, draft.now)
-        draft.set(stable_revision=status.candidate_revision, candidate_revision=None, guard=guard)
+        draft.set(
+            stable_revision=status.candidate_revision,
+            candidate_revision=None,
+            guard=guard,
+            fallback=None,
+        )
     elif effect is Effect.RECORD_RESTORED:
-        draft.set(candidate_revision=None, current_step=None, guard=None)
+        draft.set(candidate_revision=None, current_step=None, guard=None, fallback=None)
     elif effect is Effect.RESUME_GUARD and status.guard is not None:
-        draft.set(guard=status.guard.model_copy(update={"looked_until": draft.now}))
+        draft.set(
+            guard=status.guard.model_copy(update={"looked_until": draft.now}),
+            fallback=None,
+        )
     elif effect is Effect.CLEAR_ESCALATION and status.guard is not None:
         draft.set(guard=status.guard.model_copy(update={"escalation": None}))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.status import Kill, Phase
 from fairshift.engine.machine import Event, accepts
-from fairshift.planning.actions import NEEDS_REASON, action_event, resume_event
+from fairshift.planning.actions import action_event, needs_reason, resume_event
 from fairshift.planning.draft import Draft
 from fairshift.planning.observation import Observation
 from fairshift.planning.transitions import Happening
@@ -37,15 +37,22 @@ def manual(draft: Draft, observed: Observation) -> Happening | None:
             f"{request.action} is not possible while {status.phase.value}",
         )
         return None
-    if request.action in NEEDS_REASON and not request.reason:
+    if needs_reason(request.action, status) and not request.reason:
         draft.event("Warning", "ActionRefused", f"{request.action} needs a reason")
+        return None
+    if event is Event.KILL and (refusal := fallback_refusal(draft, observed)):
+        draft.event("Warning", "ActionRefused", refusal)
         return None
     draft.set(paused_reason="manual" if event is Event.HALT else None)
     if event is Event.KILL:
         replicas = observed.primary.replicas if observed.primary is not None else 1
         draft.set(
             killed=Kill(
-                by=request.by, reason=request.reason, at=draft.now, replicas=max(replicas, 1)
+                by=request.by,
+                reason=request.reason,
+                at=draft.now,
+                replicas=max(replicas, 1),
+                fallback=draft.spec.fallback_ref is not None,
             )
         )
     who = f" by {request.by}" if request.by else ""
@@ -58,6 +65,21 @@ def manual(draft: Draft, observed: Observation) -> Happening | None:
         "ManualAction",
         request.id,
         person if (request.by or request.reason) else None,
+    )
+
+
+def fallback_refusal(draft: Draft, observed: Observation) -> str | None:
+    """Why all traffic cannot go to the declared fallback now, or None when it can."""
+    declared = draft.spec.fallback_ref
+    if declared is None:
+        return None
+    state = observed.fallback
+    if state is not None and state.available_replicas >= 1:
+        return None
+    why = "does not exist" if state is None else "has no available replica"
+    return (
+        f"kill refused: the fallback Deployment {declared.name} {why}, so it cannot take the "
+        f"traffic; make it serve, or remove spec.fallbackRef to kill by scaling the model to zero"
     )
 
 

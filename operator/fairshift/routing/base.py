@@ -36,6 +36,16 @@ class RouteTarget:
     owner_references: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     primary_deployment: str = ""
     candidate_deployment: str = ""
+    fallback_service: str = ""  # the Service of spec.fallbackRef; empty without one
+
+    def fallback_for(self, weights: Weights) -> str:
+        """The fallback Service to route ``weights.fallback`` to; a clear error without one."""
+        if weights.fallback > 0 and not self.fallback_service:
+            raise RoutingError(
+                f"cannot send {weights.fallback}% of traffic to a fallback: rollout "
+                f"{self.rollout} names no spec.fallbackRef"
+            )
+        return self.fallback_service
 
 
 class ObjectApi(Protocol):
@@ -82,15 +92,16 @@ MANAGER = "fairshift"
 
 
 def encode_weights(weights: Weights) -> str:
-    """The ``fairshift.io/weights`` annotation value for ``weights``."""
-    return json.dumps(
-        {
-            "primary": weights.primary,
-            "canary": weights.canary,
-            "mirrorPercent": weights.mirror_percent,
-        },
-        sort_keys=True,
-    )
+    """The ``fairshift.io/weights`` annotation value for ``weights`` (``fallback`` only when
+    traffic goes there, so routes written before fallbacks existed read the same)."""
+    value = {
+        "primary": weights.primary,
+        "canary": weights.canary,
+        "mirrorPercent": weights.mirror_percent,
+    }
+    if weights.fallback:
+        value["fallback"] = weights.fallback
+    return json.dumps(value, sort_keys=True)
 
 
 def decode_weights(obj: Mapping[str, Any]) -> Weights | None:
@@ -100,17 +111,28 @@ def decode_weights(obj: Mapping[str, Any]) -> Weights | None:
         return None
     try:
         value = json.loads(raw)
-        return Weights(int(value["primary"]), int(value["canary"]), int(value["mirrorPercent"]))
+        return Weights(
+            int(value["primary"]),
+            int(value["canary"]),
+            int(value["mirrorPercent"]),
+            int(value.get("fallback", 0)),
+        )
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def weights_from_amounts(primary: float, canary: float, mirror_percent: int = 0) -> Weights:
+def weights_from_amounts(
+    primary: float, canary: float, mirror_percent: int = 0, fallback: float = 0
+) -> Weights:
     """Weights from relative amounts (backend weights, replica counts), rounded to percent."""
-    if primary < 0 or canary < 0 or primary + canary <= 0:
-        raise RoutingError(f"cannot read a traffic split from amounts {primary} and {canary}")
-    canary_percent = round(100 * canary / (primary + canary))
-    return Weights.canary_share(canary_percent, mirror_percent)
+    total = primary + canary + fallback
+    if min(primary, canary, fallback) < 0 or total <= 0:
+        raise RoutingError(
+            f"cannot read a traffic split from amounts {primary}, {canary} and {fallback}"
+        )
+    canary_percent = round(100 * canary / total)
+    fallback_percent = min(round(100 * fallback / total), 100 - canary_percent)
+    return Weights.canary_share(canary_percent, mirror_percent, fallback_percent)
 
 
 def route_metadata(target: RouteTarget, weights: Weights) -> dict[str, Any]:

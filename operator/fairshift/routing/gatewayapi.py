@@ -2,7 +2,8 @@
 
 The route attaches to the spec's ``parentRefs`` and ``hostnames`` and has one rule matching
 ``pathPrefix`` with two ``backendRefs``: the primary Service and the canary Service, both on
-the rollout's port, weighted by the split. While mirroring, the rule carries a
+the rollout's port, weighted by the split; a third, the fallback Service, while a degrade or a
+kill sends traffic to ``spec.fallbackRef``. While mirroring, the rule carries a
 ``RequestMirror`` filter to the canary Service with ``percent`` (standard since Gateway API
 v1.3; an API server with older CRDs drops the field, which ``verify`` reports as a mismatch).
 """
@@ -58,6 +59,9 @@ class GatewayAPIRouter(RouteObjectRouter):
                 {**self._backend(self._target.canary_service), "weight": weights.canary},
             ],
         }
+        if weights.fallback > 0:
+            fallback = self._backend(self._target.fallback_for(weights))
+            rule["backendRefs"].append({**fallback, "weight": weights.fallback})
         if weights.mirror_percent > 0:
             mirror = {
                 "backendRef": self._backend(self._target.canary_service),
@@ -74,10 +78,12 @@ class GatewayAPIRouter(RouteObjectRouter):
         amounts = {ref.get("name"): ref.get("weight", 1) for ref in rule.get("backendRefs") or []}
         primary = amounts.get(self._target.primary_service, 0)
         canary = amounts.get(self._target.canary_service, 0)
-        return weights_from_amounts(primary, canary, self._mirror_percent(rule))
+        fallback = amounts.get(self._target.fallback_service or None, 0)
+        return weights_from_amounts(primary, canary, self._mirror_percent(rule), fallback)
 
     def _our_rule(self, live: dict[str, Any]) -> dict[str, Any]:
         ours = {self._target.primary_service, self._target.canary_service}
+        ours.discard("")
         for rule in live.get("spec", {}).get("rules") or []:
             names = {ref.get("name") for ref in rule.get("backendRefs") or []}
             if names & ours:

@@ -2,7 +2,8 @@
 
 The VirtualService serves the spec's ``hosts`` (through its ``gateways``, if any) with one
 http route of two weighted destinations, the primary and the canary Service by their cluster
-FQDN (``<service>.<namespace>.svc.cluster.local``) on the rollout's port. While mirroring,
+FQDN (``<service>.<namespace>.svc.cluster.local``) on the rollout's port, and a third, the
+fallback Service, while a degrade or a kill sends traffic to ``spec.fallbackRef``. While mirroring,
 the route carries ``mirror`` (the canary Service) and ``mirrorPercentage: {value: N}``.
 """
 
@@ -61,6 +62,9 @@ class IstioRouter(RouteObjectRouter):
                 },
             ],
         }
+        if weights.fallback > 0:
+            fallback = self._destination(self._target.fallback_for(weights))
+            route["route"].append({"destination": fallback, "weight": weights.fallback})
         if weights.mirror_percent > 0:
             route["mirror"] = self._destination(self._target.canary_service)
             route["mirrorPercentage"] = {"value": weights.mirror_percent}
@@ -80,7 +84,10 @@ class IstioRouter(RouteObjectRouter):
             amounts[host] = float(destination.get("weight", 100 if len(route["route"]) == 1 else 0))
         primary = amounts.get(self._host(self._target.primary_service), 0.0)
         canary = amounts.get(self._host(self._target.canary_service), 0.0)
-        return weights_from_amounts(primary, canary, self._mirror_percent(route))
+        fallback = 0.0
+        if self._target.fallback_service:
+            fallback = amounts.get(self._host(self._target.fallback_service), 0.0)
+        return weights_from_amounts(primary, canary, self._mirror_percent(route), fallback)
 
     def _our_route(self, live: dict[str, Any]) -> dict[str, Any]:
         ours = {self._host(self._target.primary_service), self._host(self._target.canary_service)}

@@ -23,7 +23,7 @@ The last write (weights and replica counts) is recorded in the ``fairshift.io/we
 ``fairshift.io/replicas`` annotations of the primary Deployment, so ``verify`` survives
 restarts and notices a person or an autoscaler changing the counts. Mirroring is impossible
 without a mesh: a mirror percent above 0 raises ``RoutingError`` (validation refuses shadow
-with this router too).
+with this router too); so does a fallback share (validation refuses ``fallbackRef`` too).
 """
 
 from __future__ import annotations
@@ -86,6 +86,11 @@ class ReplicasRouter:
         if weights.mirror_percent > 0:
             raise RoutingError(
                 "the replicas router cannot mirror requests; shadow needs gatewayAPI or istio"
+            )
+        if weights.fallback > 0:
+            raise RoutingError(
+                "the replicas router cannot send traffic to a fallback Deployment (it only "
+                "scales the model's own two); route through gatewayAPI or istio to degrade"
             )
         primary = self._require(self._target.primary_deployment)
         self._require(self._target.candidate_deployment)
