@@ -223,3 +223,28 @@ def test_a_look_repeated_by_the_next_transition_is_one_alert_not_two() -> None:
     card = card_markdown(build_card("lending/credit-scorer", {}, records, "ok", NOW))
     assert "1 alert(s): a gate warned or failed on a slice." in card
     assert f"From the look of {records[-2]['time']}" in card  # when it was taken
+
+
+def test_a_degrade_to_the_fallback_is_a_guard_alert_on_the_card() -> None:
+    payloads = guarded_payloads()[:-2]  # up to the warning: this time the breach degrades
+    breach = {
+        "health": "Breached",
+        "looks": 20,
+        "breaches": 1,
+        "worst": [
+            {
+                "gate": "equal-opportunity",
+                "slice": "sex=female",
+                "grade": "breached",
+                "level": 1.3,
+                "estimate": 0.12,
+            }
+        ],
+    }
+    degraded = {**payloads[-1], "action": "guard-fallback", "phase": "Fallback", "guard": breach}
+    records = chained([*payloads, degraded])
+    card = card_markdown(build_card("lending/credit-scorer", {}, records, "ok", NOW))
+    assert (
+        "| guard breached | 0.12 (detector at 1.3 of its breach threshold) | guard-fallback |"
+        in (card)
+    )

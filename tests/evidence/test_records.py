@@ -8,6 +8,7 @@ import pytest
 
 from fairshift.evidence.records import (
     AUDIT_HEAD_TAG,
+    BREACHED,
     OUTCOME_TAG,
     is_routine,
     metric_key,
@@ -124,3 +125,7 @@ def test_holds_are_routine_and_other_decisions_get_a_file() -> None:
 def test_long_messages_are_cut_to_what_mlflow_keeps() -> None:
     record = {**rollout_records()[5], "message": "x" * 9000}
     assert len(record_tags(record)["fairshift.io/last-message"]) == 5000
+
+
+def test_a_degrade_to_the_fallback_marks_the_run_breached() -> None:
+    assert outcome({"action": "guard-fallback", "phase": "Fallback"}) == BREACHED

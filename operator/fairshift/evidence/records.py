@@ -37,8 +37,8 @@ OUTCOMES: Mapping[str, str] = {
 """The phases that end a candidate's rollout, and the outcome the run and model version get."""
 REVERTED = "reverted"  # the target went back to the stable revision: the candidate is gone
 BREACHED = "breached"  # the guard found the promoted model breached a gate
-BREACH_ACTIONS = ("guard-breached", "guard-alert")  # switched back, or only alerted
-GUARD_PHASES = ("Guarding", "Restoring")  # the promoted revision, judged live
+BREACH_ACTIONS = ("guard-breached", "guard-alert", "guard-fallback")  # back, alerted, degraded
+GUARD_PHASES = ("Guarding", "Restoring", "Fallback")  # the promoted revision, judged live
 GUARD_FIELDS = ("level", "estimate")
 
 RUN_STATUS: Mapping[str, str] = {

@@ -26,7 +26,7 @@ from fairshift.report.timeline import ReportInputError, parse_evidence
 MARKDOWN_NAME = "model-card.md"
 HTML_NAME = "model-card.html"
 ALERT_OUTCOMES = ("fail", "warn")
-GUARD_ALERTS = ("guard-warning", "guard-alert", "guard-breached")
+GUARD_ALERTS = ("guard-warning", "guard-alert", "guard-breached", "guard-fallback")
 GUARD_GRADES = ("warning", "breached")
 KEPT_ALERTS = 50
 MESSAGE_CHARS = 200
