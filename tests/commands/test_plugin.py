@@ -17,6 +17,7 @@ from fairshift.commands import actions, views
 from fairshift.commands.actions import ACTION_ANNOTATION, new_request, refusal
 from fairshift.commands.audit import chain_problems
 from fairshift.commands.exitcodes import ExitCode
+from fairshift.commands.invocation import CommandError
 from fairshift.engine.audit import chain_record, summarize
 from fairshift.k8s.auditstore import DROPPED_KEY, DROPPED_LAST_KEY, SUMMARY_KEY, AuditTrail
 from fairshift.k8s.cli_access import context_namespace
@@ -581,3 +582,37 @@ def test_status_shows_the_guard_and_a_kill() -> None:
     shown = console.export_text()
     assert "guard Breached" in shown and "12 looks" in shown and "1 breaches" in shown
     assert "killed 2m ago by alice: complaints" in shown
+
+
+def test_status_shows_a_degrade_and_a_kill_to_the_fallback() -> None:
+    fallback = {"percent": 30, "fallback": "rules-scorer", "gate": "equal-opportunity"}
+    degraded = {
+        **status_fixture(),
+        "phase": "Fallback",
+        "fallbackWeight": 30,
+        "fallback": {**fallback, "at": "2026-11-22T11:55:00Z"},
+    }
+    shown = text(views.render_status(rollout(degraded), NOW))
+    assert "degraded 5m ago: 30% of traffic on the fallback rules-scorer" in shown
+    assert "(gate equal-opportunity)" in shown and "fallback 30%" in shown
+    killed = {
+        **status_fixture(),
+        "phase": "Killed",
+        "fallbackWeight": 100,
+        "killed": {"by": "alice", "reason": "complaints", "fallback": True},
+    }
+    shown = text(views.render_status(rollout(killed), NOW))
+    assert "by alice, all traffic on the fallback: complaints" in shown
+
+
+def test_revive_that_ends_a_degrade_needs_a_reason() -> None:
+    status = ModelRolloutStatus.model_validate(
+        {"phase": "Fallback", "guard": {}, "fallback": {"percent": 30, "fallback": "rules"}}
+    )
+    assert allowed("revive", status)
+    obj = rollout(status.model_dump(by_alias=True, mode="json"))
+    with pytest.raises(CommandError, match="ends a degrade"):
+        actions.check_request(obj, "revive", NAME, force=False)
+    actions.check_request(obj, "revive", NAME, force=False, reason="reviewed")
+    plain = ModelRolloutStatus.model_validate({"phase": "Guarding", "guard": {}})
+    assert not allowed("revive", plain)  # nothing to revive: not killed, no degrade
