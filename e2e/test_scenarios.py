@@ -1078,6 +1078,14 @@ def test_a_model_that_degrades_in_production_is_degraded_to_the_fallback_as_decl
     degraded = next(r for r in records if r["action"] == "guard-fallback")
     assert degraded["fallback"] == {"deployment": FALLBACK, "percent": 30}
     assert "sex=F" in degraded["message"], degraded["message"]
+    drifted = [
+        p["driftsAt"]
+        for p in world.stats()["podHistory"]
+        if p["event"] == "started" and p["deployment"] == PRIMARY and p.get("driftsAt")
+    ]
+    assert len(drifted) == 1, drifted
+    assert record_time(degraded) >= drifted[0] - 1  # not before the drift (whole seconds)
+    world.record_time("drift_to_fallback", record_time(degraded) - drifted[0])
 
     # a degrade holds until a person ends it, and says why
     refused = world.action("revive")

@@ -196,6 +196,7 @@ def test_dashboard_plots_gates_with_bounds_weights_decisions_and_phases() -> Non
         "fairshift_gate_lower",
         "fairshift_gate_upper",
         "fairshift_canary_weight",
+        "fairshift_fallback_weight",
         "fairshift_decisions_total",
         "fairshift_rollouts",
         "fairshift_guard_health",

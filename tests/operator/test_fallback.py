@@ -150,3 +150,24 @@ def test_kill_without_a_fallback_still_scales_the_model_to_zero() -> None:
     world.tick()
     assert world.deployment(PRIMARY)["spec"]["replicas"] == 0
     assert world.status["killed"]["fallback"] is False
+
+
+def test_a_fallback_removed_from_the_spec_while_degraded_gets_its_traffic_back() -> None:
+    world = degradable(40)
+    breach(world)
+    world.until_phase("Fallback", limit=40)
+    world.until(lambda w: live(w).fallback == 40, limit=5)
+    world.spec = {k: v for k, v in world.spec.items() if k != "fallbackRef"}
+    world.spec["guard"] = {"onBreach": "alert"}
+    world.until(lambda w: live(w) == Weights(100, 0, 0), limit=5)
+    assert world.status["phase"] == "Fallback" and world.status["reason"] == "FallbackRemoved"
+
+
+def test_a_kill_to_the_fallback_scales_to_zero_once_the_fallback_is_removed() -> None:
+    world = degradable(40)
+    world.act("kill", "k1", by="alice", reason="complaints")
+    world.until(lambda w: live(w).fallback == 100, limit=5)
+    world.spec = {k: v for k, v in world.spec.items() if k != "fallbackRef"}
+    world.spec["guard"] = {"onBreach": "alert"}
+    world.until(lambda w: w.deployment(PRIMARY)["spec"]["replicas"] == 0, limit=5)
+    assert world.status["phase"] == "Killed"

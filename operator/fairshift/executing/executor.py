@@ -99,7 +99,8 @@ def route_target(
         owner_references=(owner,),
         primary_deployment=primary_name(spec.target_ref.name),
         candidate_deployment=spec.target_ref.name,
-        fallback_service=services.fallback if spec.fallback_ref is not None else "",
+        # always named, so a route that still sends to a fallback the spec dropped reads back
+        fallback_service=services.fallback,
     )
 
 

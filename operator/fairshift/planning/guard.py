@@ -197,6 +197,13 @@ def on_fallback(draft: Draft) -> None:
     share = draft.status.fallback
     if share is None:
         return
+    if draft.spec.fallback_ref is None:
+        draft.say(
+            "spec.fallbackRef was removed, so all traffic is on the model again; the guard "
+            f"looks again after kubectl fairshift revive {draft.name} --reason ...",
+            "FallbackRemoved",
+        )
+        return
     draft.say(
         f"{share.percent}% of traffic on the fallback {share.fallback} since "
         f"{format_time(share.at or draft.now)} (gate {share.gate} breached); end it with "

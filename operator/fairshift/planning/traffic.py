@@ -32,16 +32,19 @@ def step_weight(steps: list[Step], index: int | None) -> int:
 
 def fallback_weight(draft: Draft) -> int:
     """Percent of traffic on the fallback: all of it after a kill with a fallback, the
-    degrade's share while one is in force, else none."""
+    degrade's share while one is in force, else none (and none once the spec no longer
+    names a fallback: there is nothing to route to)."""
     if killed_to_fallback(draft):
         return 100
     share = draft.status.fallback
-    return share.percent if share is not None else 0
+    return share.percent if share is not None and draft.spec.fallback_ref is not None else 0
 
 
 def killed_to_fallback(draft: Draft) -> bool:
+    """A kill that keeps the model deployed; without a fallbackRef now, it scales to zero."""
     killed = draft.status.killed
-    return draft.phase is Phase.KILLED and killed is not None and killed.fallback
+    declared = draft.spec.fallback_ref is not None
+    return draft.phase is Phase.KILLED and killed is not None and killed.fallback and declared
 
 
 def current_weight(draft: Draft) -> int:

@@ -36,7 +36,8 @@ class RouteTarget:
     owner_references: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
     primary_deployment: str = ""
     candidate_deployment: str = ""
-    fallback_service: str = ""  # the Service of spec.fallbackRef; empty without one
+    fallback_service: str = ""  # the Service of spec.fallbackRef (the planner routes there
+    # only while the spec names one); empty: this target has no fallback at all
 
     def fallback_for(self, weights: Weights) -> str:
         """The fallback Service to route ``weights.fallback`` to; a clear error without one."""
