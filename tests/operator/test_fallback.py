@@ -3,6 +3,7 @@ how each ends (a person's revive, or a promoted revision), on the in-memory API.
 
 from __future__ import annotations
 
+import copy
 from datetime import timedelta
 from typing import Any
 
@@ -171,3 +172,23 @@ def test_a_kill_to_the_fallback_scales_to_zero_once_the_fallback_is_removed() ->
     world.spec["guard"] = {"onBreach": "alert"}
     world.until(lambda w: w.deployment(PRIMARY)["spec"]["replicas"] == 0, limit=5)
     assert world.status["phase"] == "Killed"
+
+
+def test_a_degrade_recorded_before_a_crash_is_replayed_with_its_share() -> None:
+    """The tick that degrades records it, routes, then dies before its status is written:
+    the next operator replays the record, share included, and decides nothing again."""
+    world = degradable(40)
+    breach(world)
+    for _ in range(40):
+        before = copy.deepcopy(world.status)
+        world.tick()
+        if world.status["phase"] == "Fallback":
+            break
+    world.status = before  # the crash: this tick's status never reached the API server
+    world.tick()
+    assert world.status["phase"] == "Fallback"
+    assert world.status["fallback"]["percent"] == 40
+    assert world.status["fallback"]["gate"] == "equal-opportunity"
+    world.until(lambda w: live(w) == Weights(60, 0, 0, fallback=40), limit=3)
+    assert actions(world).count("guard-fallback") == 1
+    assert world.audit_ok()

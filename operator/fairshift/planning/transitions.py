@@ -12,8 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from fairshift.api.status import DecisionRecord, GuardStatus, ModelRolloutStatus, Phase, Verdict
-from fairshift.api.times import format_time
+from fairshift.api.status import (
+    DecisionRecord,
+    FallbackShare,
+    GuardStatus,
+    ModelRolloutStatus,
+    Phase,
+    Verdict,
+)
+from fairshift.api.times import format_time, parse_time
 from fairshift.engine.machine import Effect, Event, accepts, transition
 from fairshift.planning.draft import MESSAGE_LIMIT, Draft
 from fairshift.planning.plan import AuditEntry, EventKind
@@ -229,8 +236,25 @@ def replay_one(draft: Draft, stored: Mapping[str, Any]) -> None:
     )
     if stored.get("request"):
         draft.set(handled_action=str(stored["request"]))
+    if event is Event.GUARD_FALLBACK:
+        draft.set(fallback=fallback_of(stored, draft.now))
     draft.event(
         event_kind(row.target), row.target.value, f"{stored.get('message', '')} (recovered)"
+    )
+
+
+def fallback_of(stored: Mapping[str, Any], now: datetime) -> FallbackShare | None:
+    """The degrade a ``guard-fallback`` record decided: the share and where it goes."""
+    detail = stored.get("fallback")
+    if not isinstance(detail, Mapping):
+        return None
+    worst = ((stored.get("guard") or {}).get("worst") or [{}])[0]
+    return FallbackShare(
+        percent=int(detail.get("percent", 100)),
+        fallback=str(detail.get("deployment", "")),
+        gate=str(worst.get("gate", "")),
+        message=str(stored.get("message", "")),
+        at=parse_time(stored.get("time")) or now,
     )
 
 
