@@ -22,6 +22,8 @@ KEPT_UP = 0.8
 """Analyses per rollout and interval that count as keeping up: with a tick of 5 s an
 analysis falls due between ticks, so even an idle operator analyses every 30-35 s (~0.9)."""
 FINDINGS = Path(__file__).with_name("findings.md")
+SHARDED = Path(__file__).with_name("sharded.md")
+"""The sharded replicas' section (``python -m bench.scale.sharded``), kept as written."""
 
 COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fairshift engine (statistics, gates)", ("/fairshift/engine/",)),
@@ -341,4 +343,6 @@ def page(
         parts += ["", "## Where the time goes", "", profile]
     if FINDINGS.exists():
         parts += ["", FINDINGS.read_text().strip()]
+    if SHARDED.exists():
+        parts += ["", SHARDED.read_text().strip()]
     return "\n".join(parts) + "\n"

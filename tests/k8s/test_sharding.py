@@ -7,6 +7,7 @@ import contextlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -234,3 +235,45 @@ def test_identities_become_valid_lease_names() -> None:
     odd = lease_name_part("Host_1.example:4242")
     assert odd.startswith("host-1-example-4242-")
     assert odd != lease_name_part("host-1-example-4242")
+
+
+@dataclass
+class SlowApi:
+    """Every request takes ``seconds`` of the clock (an API server on a loaded machine);
+    ``during`` is called before each, to look at the replica while its round goes on."""
+
+    inner: Any
+    clock: Clock
+    seconds: float
+    during: list[Any] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        call = getattr(self.inner, name)
+
+        def slowly(*args: Any) -> Any:
+            for look in self.during:
+                look()
+            self.clock.now += self.seconds
+            return call(*args)
+
+        return slowly
+
+
+def test_a_slow_round_keeps_every_shard_it_renewed_in_time() -> None:
+    """Each shard is fenced from when its own renewal was sent: in rounds of ten requests of
+    half a second each, the last shard is renewed 4.5 s into its round, 9 s after its previous
+    renewal (a round and a retry), so it must be worked all along, also 12 s after the
+    previous round began, before this round reached it."""
+    store, clock = FakeLeases(), Clock()
+    alone = replica(store, clock, "a")
+    slow = SlowApi(store.api_for("a"), clock, 0.5)
+    alone.api = slow
+    alone.step()
+    seen: list[int] = []
+    slow.during.append(lambda: seen.append(len(alone.held())))
+    for _ in range(10):
+        clock.now += alone.settings.retry
+        alone.step()
+    assert set(seen) == {SHARDS}
+    assert isinstance(alone.events, Recorder)
+    assert not [change for change in alone.events.changes if change[0] == "lost"]

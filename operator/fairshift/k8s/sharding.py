@@ -11,11 +11,12 @@ them all. The API server's optimistic concurrency (``resourceVersion`` on every 
 Timing (as client-go's leader election does it): a Lease counts as expired when its
 ``resourceVersion`` has not changed for its ``leaseDurationSeconds`` by this replica's own
 monotonic clock, so clocks of different machines need not agree. A replica renews its Leases
-every ``retry`` seconds and works a shard only until ``renew_deadline`` after the start of its
-last successful renewal (the fence); ``renew_deadline < lease_duration``, so a replica that
-cannot renew (dead, partitioned, stalled) has stopped working a shard before any other replica
-may take it. A replica above its fair share stops working the surplus at once and lets those
-Leases expire for the others; on a clean shutdown it releases what it holds.
+every ``retry`` seconds and works a shard only until ``renew_deadline`` after it sent its last
+successful renewal of that shard's Lease (the fence); ``renew_deadline < lease_duration``, so
+a replica that cannot renew (dead, partitioned, stalled) has stopped working a shard before
+any other replica may take it. A replica above its fair share stops working the surplus at
+once and lets those Leases expire for the others; on a clean shutdown it releases what it
+holds.
 
 :class:`ShardCoordinator` is pure logic over a :class:`~fairshift.k8s.leases.LeaseApi` and a
 clock (``step`` is one round); :meth:`ShardCoordinator.run_in_background` runs the rounds in a
@@ -191,7 +192,7 @@ class ShardCoordinator:
         self._observe(leases, started)
         self._renew_member(leases.get(self.settings.member_lease), started)
         fair = math.ceil(self.settings.shards / self._live_members(started))
-        keep = self._renew_held(leases, fair, started)
+        keep = self._renew_held(leases, fair)
         self._acquire(leases, fair - keep, started)
         self._forget_gone_members(started)
         self.events.shards_held(len(self.held()))
@@ -277,7 +278,7 @@ class ShardCoordinator:
         if written is not None:
             self._observed[name] = Observed(written, started)
 
-    def _renew_held(self, leases: dict[str, LeaseRecord], fair: int, started: float) -> int:
+    def _renew_held(self, leases: dict[str, LeaseRecord], fair: int) -> int:
         """Renew up to ``fair`` of the shards this replica works; stop working the rest."""
         held = self.held()
         keep, surplus = held[:fair], held[fair:]
@@ -288,7 +289,7 @@ class ShardCoordinator:
         renewed = 0
         for shard in keep:
             lease = leases.get(self.settings.shard_lease(shard))
-            written = None
+            written, sent = None, self.clock()
             if lease is not None and lease.holder == self.settings.identity:
                 written = self.api.update(lease, self.settings.identity, self.wall())
             if written is None:
@@ -296,7 +297,7 @@ class ShardCoordinator:
                 self.events.shard_changed("lost", shard)
                 log.warning("shard %d: lost its Lease (another replica wrote it)", shard)
                 continue
-            self._hold(shard, written, started)
+            self._hold(shard, written, sent)
             renewed += 1
         return renewed
 
@@ -306,7 +307,7 @@ class ShardCoordinator:
             if wanted <= 0:
                 return
             name = self.settings.shard_lease(shard)
-            lease = leases.get(name)
+            lease, sent = leases.get(name), self.clock()
             if lease is None:
                 duration = math.ceil(self.settings.lease_duration)
                 written = self.api.create(name, self.settings.identity, duration, self.wall())
@@ -317,7 +318,7 @@ class ShardCoordinator:
             if written is None:
                 continue  # another replica came first
             change = "taken" if lease is not None and lease.holder else "acquired"
-            self._hold(shard, written, started)
+            self._hold(shard, written, sent)
             self.events.shard_changed(change, shard)
             log.info("shard %d: %s", shard, change)
             wanted -= 1
@@ -343,10 +344,10 @@ class ShardCoordinator:
 
     # -- the fence ---------------------------------------------------------------------------
 
-    def _hold(self, shard: int, lease: LeaseRecord, started: float) -> None:
-        self._observed[lease.name] = Observed(lease, started)
+    def _hold(self, shard: int, lease: LeaseRecord, sent: float) -> None:
+        self._observed[lease.name] = Observed(lease, sent)
         with self._lock:
-            self._fence[shard] = started + self.settings.renew_deadline
+            self._fence[shard] = sent + self.settings.renew_deadline
 
     def _unfence(self, shard: int) -> None:
         with self._lock:
