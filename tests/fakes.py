@@ -70,6 +70,7 @@ class FakeObjects:
     settle_deployments: bool = True
     objects: dict[Key, dict[str, Any]] = field(default_factory=dict)
     writes: list[Write] = field(default_factory=list)
+    reads: list[Key] = field(default_factory=list)  # every get, in order
     rejected: list[Write] = field(default_factory=list)  # writes refused with a 409
     _failures: list[Failure] = field(default_factory=list)
     _interleaved: list[tuple[str, str, Callable[[], object]]] = field(default_factory=list)
@@ -117,6 +118,7 @@ class FakeObjects:
 
     def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         self._before("get", kind)
+        self.reads.append((api_version, kind, namespace, name))
         found = self.objects.get((api_version, kind, namespace, name))
         return copy.deepcopy(found) if found is not None else None
 

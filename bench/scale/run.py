@@ -350,7 +350,7 @@ class Bench:
         )
         self.processes.append(process)
         url = f"http://127.0.0.1:{port}/metrics"
-        wait_until(lambda: process.alive() and reachable(url), 300, f"operator {label} /metrics")
+        wait_until(lambda: process.alive() and reachable(url), 600, f"operator {label} /metrics")
         return process, url
 
     def stop_process(self, process: Process, timeout: float = STOP_TIMEOUT) -> None:

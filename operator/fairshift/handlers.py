@@ -3,9 +3,16 @@
 A timer ticks every few seconds per ModelRollout, but a tick works only when the rollout's
 plan asked to be looked at again by then (``Plan.next_check``: the next analysis, a route to
 read back, a resting rollout's slower look), or when a person changed the rollout (its
-generation or its action annotation). kopf's own progress and diff-base records live in
-``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary trouble backs
-off, nothing here branches on phase.
+generation or its action annotation). That check runs on the event loop and makes no request;
+only a due tick hands the reconcile to a worker thread. kopf's own progress and diff-base
+records live in ``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary
+trouble backs off, nothing here branches on phase.
+
+The reconcile's reads of Deployments, routes and audit ConfigMaps come from the watch
+(``k8s.watched``, fed by kopf event handlers), and its Prometheus queries run on the event loop
+over a bounded connection pool (``metrics.async_transport``), asking Prometheus for counts it
+has summed per cell: the worker threads wait for answers, not for connections, and no tick
+re-reads what the watch already delivered.
 
 Sharded replicas (``OperatorConfig.sharding``) work only the rollouts of the shards whose
 Leases they hold (``k8s.sharding``); the others are skipped at the top of the tick, which costs
@@ -15,10 +22,11 @@ whose shard moved would never be picked up.)
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -45,9 +53,12 @@ from fairshift.k8s.objects import KubeObjects
 from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.secrets import SecretReader
 from fairshift.k8s.sharding import NoShardEvents, ShardCoordinator, ShardSettings
+from fairshift.k8s.store import ObjectStore
+from fairshift.k8s.watched import WatchedObjects
 from fairshift.k8s.workloads import Workloads, merge_patch_between
+from fairshift.metrics.async_transport import AsyncPrometheusTransport
 from fairshift.metrics.operator_metrics import OperatorMetrics
-from fairshift.metrics.prometheus import PrometheusSources
+from fairshift.metrics.prometheus import PrometheusSource, PrometheusSources
 from fairshift.notify.fanout import FanOut
 from fairshift.notify.webhook import Notifier
 from fairshift.routing.base import Router, RoutingError
@@ -68,8 +79,45 @@ class OperatorConfig:
     sharding: ShardSettings | None = None
 
 
-def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependencies:
-    """The reconciler's dependencies on the real API server and Prometheus."""
+WATCHED_KINDS = (
+    ("apps/v1", "Deployment"),
+    ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    ("networking.istio.io/v1", "VirtualService"),
+    ("v1", "ConfigMap"),
+)
+"""What a reconcile reads, served from the watch (``k8s.watched``)."""
+
+MANAGED = {"app.kubernetes.io/managed-by": "fairshift"}
+"""The label of fairshift's own ConfigMaps (the audit trails): the only ones watched."""
+
+
+class AsyncSources:
+    """Prometheus sources whose queries run on ``loop`` (``metrics.async_transport``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, metrics: OperatorMetrics | None) -> None:
+        self.loop = loop
+        self.metrics = metrics
+        self.transports: list[AsyncPrometheusTransport] = []
+
+    def make(self, address: str, timeout: float) -> PrometheusSource:
+        transport = AsyncPrometheusTransport(
+            address, timeout, loop=self.loop, observer=self.metrics
+        )
+        self.transports.append(transport)
+        return PrometheusSource(address, timeout, transport=transport)
+
+    async def close(self) -> None:
+        for transport in self.transports:
+            await transport.close()
+
+
+def build_dependencies(
+    config: OperatorConfig, objects: ObjectStore, sources: AsyncSources | None = None
+) -> Dependencies:
+    """The reconciler's dependencies on the real API server and Prometheus.
+
+    ``sources`` makes the Prometheus reads asynchronous; without it they block their thread.
+    """
 
     def router_for(
         spec: ModelRolloutSpec, namespace: str, name: str, owner: Mapping[str, Any]
@@ -77,7 +125,9 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
         return make_router(route_target(spec, namespace, name, owner), objects)
 
     default = Prometheus(address=config.default_prometheus) if config.default_prometheus else None
-    sources = PrometheusSources(observer=config.metrics, default=default)
+    prometheus = PrometheusSources(
+        sources.make if sources is not None else None, observer=config.metrics, default=default
+    )
 
     webhooks = Notifier(
         resolve_url=SecretReader(objects).read_secret_key,
@@ -92,7 +142,7 @@ def build_dependencies(config: OperatorConfig, objects: KubeObjects) -> Dependen
     return Dependencies(
         workloads=Workloads(objects),
         router_for=router_for,
-        metrics_for=lambda _spec: sources,
+        metrics_for=lambda _spec: prometheus,
         audit=AuditStore(objects) if config.audit_configmap else InMemoryAuditLog(),
         notifier=notifier,
         telemetry=config.metrics if config.metrics is not None else NullTelemetry(),
@@ -122,8 +172,9 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     return info
 
 
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
-    """kopf's bookkeeping in fairshift annotations; the API clients built once."""
+async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """kopf's bookkeeping in fairshift annotations; the API clients built once, the
+    Prometheus clients on this event loop."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fairshift.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="fairshift.io", key="last-handled-configuration"
@@ -132,11 +183,15 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> Non
     settings.watching.server_timeout = 300
     # ticks are mostly waiting on the API server and Prometheus: more threads, more rollouts
     settings.execution.max_workers = 64
+    memo["executor"] = settings.execution.executor
     config: OperatorConfig = memo.setdefault("config", OperatorConfig())
-    objects = KubeObjects.from_api_client(make_api_client(config.kubeconfig))
+    api = KubeObjects.from_api_client(make_api_client(config.kubeconfig))
+    objects = WatchedObjects(api, WATCHED_KINDS)
+    sources = AsyncSources(asyncio.get_running_loop(), config.metrics)
     memo["objects"] = objects
-    memo["events"] = EventPoster(objects)
-    memo["reconciler"] = Reconciler(build_dependencies(config, objects))
+    memo["sources"] = sources
+    memo["events"] = EventPoster(api)
+    memo["reconciler"] = Reconciler(build_dependencies(config, objects, sources))
     memo["shards"] = start_sharding(config)
     schedule: dict[str, Due] = memo.setdefault("due", {})
     if config.metrics is not None:
@@ -227,10 +282,13 @@ def oldest_overdue(schedule: dict[str, Due], now: datetime) -> float:
     return max(late, default=0.0)
 
 
-def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile one rollout when due and write its status, events and decisions."""
+async def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """Reconcile one rollout when due and write its status, events and decisions.
+
+    Whether it is due is decided here on the loop, without a request; the reconcile itself
+    runs in kopf's worker threads.
+    """
     rollout = rollout_of(body)
-    config: OperatorConfig = memo["config"]
     started = datetime.now(UTC)
     if body.get("metadata", {}).get("deletionTimestamp") or not works_here(memo, rollout):
         return  # a rollout being deleted belongs to the finalizer; another shard to another
@@ -238,6 +296,18 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
         return
     if is_stale(memo, rollout, started):
         return  # kopf has not seen our last status write yet; the next tick will
+    executor: Executor | None = memo.get("executor")
+    changed = await asyncio.get_running_loop().run_in_executor(
+        executor, partial(reconcile, memo, body, rollout, started)
+    )
+    patch.status.update(changed)
+
+
+def reconcile(
+    memo: kopf.Memo, body: kopf.Body, rollout: Rollout, started: datetime
+) -> dict[str, Any]:
+    """One reconcile (in a worker thread): events posted, the status patch returned."""
+    config: OperatorConfig = memo["config"]
     try:
         if config.metrics is not None:
             with config.metrics.time_reconcile():
@@ -249,8 +319,22 @@ def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
     except KubeError as error:
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=10) from error
     schedule(memo, rollout, result, started)
-    patch.status.update(status_patch(result.status, rollout.status))
     post_events(memo, body, [(e.kind, e.reason, e.message) for e in result.events])
+    return status_patch(result.status, rollout.status)
+
+
+def observe(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
+    """A watch event of a Deployment, route or audit ConfigMap, kept for the reconciles."""
+    objects: WatchedObjects | None = memo.get("objects")
+    if objects is not None and isinstance(event.get("object"), Mapping):
+        objects.observe(event.get("type"), event["object"])
+
+
+async def close(memo: kopf.Memo, **_: Any) -> None:
+    """On the way out: the Prometheus connections closed."""
+    sources: AsyncSources | None = memo.get("sources")
+    if sources is not None:
+        await sources.close()
 
 
 STALE_BODY_WAIT = timedelta(seconds=30)
@@ -325,12 +409,21 @@ def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> N
         memo["shards"].forget(rollout.namespace, rollout.name)
 
 
+def plural_of(kind: str) -> str:
+    return kind.lower() + "s"
+
+
 def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
     """The operator's handlers in a registry of their own (no import-time globals)."""
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(login)
     kopf.on.startup(registry=registry)(configure)
     kopf.on.cleanup(registry=registry)(stop_sharding)
+    kopf.on.cleanup(registry=registry)(close)
+    for group_version, kind in WATCHED_KINDS:
+        group, _, version = group_version.rpartition("/")
+        labels = MANAGED if kind == "ConfigMap" else None
+        kopf.on.event(group, version, plural_of(kind), labels=labels, registry=registry)(observe)
     kopf.timer(GROUP, VERSION, PLURAL, interval=tick_seconds, initial_delay=1.0, registry=registry)(
         tick
     )

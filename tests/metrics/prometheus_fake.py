@@ -58,6 +58,8 @@ class FakePrometheus:
         self.times: list[str | None] = []
         self.headers: list[dict[str, str]] = []
         self.default = EMPTY
+        self.in_flight = 0
+        self.most_in_flight = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -101,11 +103,23 @@ class FakePrometheus:
             self.queries.append(query)
             self.times.append(at)
 
+    def _arrived(self, change: int) -> None:
+        with self._lock:
+            self.in_flight += change
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+
     def _handler(self) -> Callable[..., BaseHTTPRequestHandler]:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
+                fake._arrived(+1)
+                try:
+                    self.answer()
+                finally:
+                    fake._arrived(-1)
+
+            def answer(self) -> None:
                 url = urlparse(self.path)
                 params = parse_qs(url.query)
                 query = params.get("query", [""])[0]

@@ -460,7 +460,8 @@ class TestFailures:
         with pytest.raises(MetricsError, match="500") as raised:
             source.collect(analysis(prometheus.address), STABLE, CONTEXT)
         assert not isinstance(raised.value, InvalidQueryError)
-        assert source.queries_last_collect == 1  # the first failure ends the collect
+        # the five series are asked together; the failure ends the collect there
+        assert source.queries_last_collect == 5
 
     def test_refused_promql_is_an_invalid_query(self, prometheus: FakePrometheus) -> None:
         prometheus.answer("http_requests_total", failure(400, "bad_data", "unexpected }"))

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,6 +66,11 @@ def body(name: str) -> kopf.Body:
     return kopf.Body(raw)
 
 
+def run_tick(**kwargs: Any) -> None:
+    """The tick is a coroutine (kopf awaits it on the operator's loop)."""
+    asyncio.run(tick(**kwargs))
+
+
 def memo_with(coordinator: ShardCoordinator, reconciler: CountingReconciler) -> kopf.Memo:
     return kopf.Memo(config=OperatorConfig(), reconciler=reconciler, shards=coordinator)
 
@@ -74,7 +80,7 @@ def test_a_tick_works_only_the_rollouts_of_the_shards_held_here() -> None:
     memo = memo_with(holding([0]), reconciler)
     mine, theirs = name_in(0), name_in(1)
     for name in (mine, theirs):
-        tick(body=body(name), patch=kopf.Patch(), memo=memo)
+        run_tick(body=body(name), patch=kopf.Patch(), memo=memo)
     assert reconciler.reconciled == [mine]
 
 
@@ -93,7 +99,7 @@ def test_the_operator_counts_the_rollouts_it_owns() -> None:
     metrics.track_rollouts_owned(coordinator.owned_count)
     memo = kopf.Memo(config=OperatorConfig(), reconciler=CountingReconciler(), shards=coordinator)
     for index in range(20):
-        tick(body=body(f"m{index}"), patch=kopf.Patch(), memo=memo)
+        run_tick(body=body(f"m{index}"), patch=kopf.Patch(), memo=memo)
     owned = sum(1 for index in range(20) if shard_of(NAMESPACE, f"m{index}", 2) == 0)
     assert metrics.registry.get_sample_value("fairshift_rollouts_owned") == owned
 
@@ -108,10 +114,10 @@ def test_a_replica_stops_publishing_a_rollout_whose_shard_moved_away() -> None:
     )
     mine = name_in(0)
     labels = {"namespace": NAMESPACE, "rollout": mine}
-    tick(body=body(mine), patch=kopf.Patch(), memo=memo)
+    run_tick(body=body(mine), patch=kopf.Patch(), memo=memo)
     assert metrics.registry.get_sample_value("fairshift_canary_weight", labels) == 10
     coordinator._unfence(0)  # the shard went to another replica
-    tick(body=body(mine), patch=kopf.Patch(), memo=memo)
+    run_tick(body=body(mine), patch=kopf.Patch(), memo=memo)
     assert metrics.registry.get_sample_value("fairshift_canary_weight", labels) is None
     assert metrics.registry.get_sample_value("fairshift_rollouts", {"phase": "Canary"}) == 0
     assert f"uid-{mine}" not in memo["due"]

@@ -1,18 +1,19 @@
 """Read both model versions' counts from Prometheus (the metric convention and custom gates).
 
-:class:`PrometheusSource` runs five convention queries per tick for both versions together
-(one per series, see ``metrics.promql``), plus one per custom gate and version, through
-``metrics.transport``; it parses each answer (``metrics.answers``), turns the pinned readings
-into counts (``metrics.readings``) and decodes the convention (``metrics.decoding``) into a
-:class:`~fairshift.engine.counts.VersionCounts` per version. ``requests`` is the request-duration
-histogram's count, or predictions plus errors when the server does not time its requests;
-``custom[gate]`` is a single number.
+:class:`PrometheusSource` runs five convention queries per tick for both versions together (one
+per series, see ``metrics.promql``; asked at once, concurrently over the operator's asynchronous
+transport, ``metrics.async_transport``), plus one per custom gate and version, through a
+transport (``metrics.transport``); it parses each answer (``metrics.answers``), turns the pinned
+readings into counts (``metrics.readings``) and decodes the convention (``metrics.decoding``)
+into a :class:`~fairshift.engine.counts.VersionCounts` per version. ``requests`` is the
+request-duration histogram's count, or predictions plus errors when the server does not time its
+requests; ``custom[gate]`` is a single number.
 
 What it refuses to guess: an empty, NaN, infinite, negative or malformed answer is *no data*
-(the cell, histogram or custom value is left out or None), never a zero that could pass a
-gate. A broken error count drops ``requests`` to zero so that the error rate is undefined.
-Transport failures, timeouts and HTTP 5xx raise :class:`MetricsError` (temporary); PromQL the
-server refuses (HTTP 4xx) raises :class:`InvalidQueryError`.
+(the cell, histogram or custom value is left out or None), never a zero that could pass a gate.
+A broken error count drops ``requests`` to zero so that the error rate is undefined. Transport
+failures, timeouts and HTTP 5xx raise :class:`MetricsError` (temporary); PromQL the server
+refuses (HTTP 4xx) raises :class:`InvalidQueryError`.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from fairshift.metrics.readings import (
     split_by_version,
 )
 from fairshift.metrics.source import InvalidQueryError, QueryContext, Version, VersionPair
-from fairshift.metrics.transport import PrometheusTransport, QueryObserver
+from fairshift.metrics.transport import PrometheusTransport, QueryObserver, Transport
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,9 @@ class PrometheusSource:
         retries: int = 1,
         observer: QueryObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        transport: Transport | None = None,
     ) -> None:
-        self.transport = PrometheusTransport(
+        self.transport: Transport = transport or PrometheusTransport(
             address,
             timeout_seconds,
             disable_ssl=disable_ssl,
@@ -136,8 +138,13 @@ class _Run:
         self.queries += 1
         return self.source.transport.instant(text, at=at.timestamp())
 
-    def vector(self, what: str, text: str) -> Answer:
-        answer = parse_answer(self.ask(text, self.end))
+    def ask_together(self, texts: Sequence[str], at: datetime) -> list[Any]:
+        """Several queries at once (concurrent when the transport is asynchronous)."""
+        self.queries += len(texts)
+        return self.source.transport.instant_many([(text, at.timestamp()) for text in texts])
+
+    def vector(self, what: str, document: Any) -> Answer:
+        answer = parse_answer(document)
         if answer.malformed:
             self.problems.append(f"{what}: malformed answer, treated as no data")
         elif answer.unusable_values:
@@ -146,8 +153,8 @@ class _Run:
             )
         return answer
 
-    def readings(self, family: promql.Family) -> Split:
-        split = split_by_version(self.vector(family.name, family.query))
+    def readings(self, family: promql.Family, document: Any) -> Split:
+        split = split_by_version(self.vector(family.name, document))
         if split.malformed:
             self.problems.append(f"{family.name}: readings without their markers, no data")
         return split
@@ -164,7 +171,11 @@ class _Run:
             for reading in promql.readings_of(context, variables[version]["selector"])
         ]
         families = promql.convention_queries(self.attributes, readings).all()
-        splits = [(family, self.readings(family)) for family in families]
+        documents = self.ask_together([family.query for family in families], self.end)
+        splits = [
+            (family, self.readings(family, document))
+            for family, document in zip(families, documents, strict=True)
+        ]
         counts = {
             version: replace(
                 self.counts(version, splits), custom=self.custom(version, variables[version])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import requests
@@ -28,6 +28,16 @@ NOT_REFUSALS = (408, 429)
 QUERY_PATH = "/api/v1/query"
 UNREADABLE = object()
 """What :meth:`PrometheusTransport.instant` returns for a 200 whose body is not JSON."""
+
+
+class Transport(Protocol):
+    """What a source needs from its transport (this module's, or the asynchronous one)."""
+
+    address: str
+
+    def instant(self, query: str, at: float | None = None) -> Any: ...
+
+    def instant_many(self, queries: Sequence[tuple[str, float | None]]) -> list[Any]: ...
 
 
 class QueryObserver(Protocol):
@@ -113,6 +123,23 @@ class PrometheusTransport:
         finally:
             if self._observer is not None:
                 self._observer.observe_query(self.clock() - started, ok)
+
+    def instant_many(self, queries: Sequence[tuple[str, float | None]]) -> list[Any]:
+        """The documents answering ``(query, at)`` pairs, one after the other.
+
+        Like the asynchronous transport, every query is asked and the first error (after its
+        retries) is raised at the end.
+        """
+        documents: list[Any] = []
+        first_error: MetricsError | None = None
+        for query, at in queries:
+            try:
+                documents.append(self.instant(query, at))
+            except MetricsError as error:
+                first_error = first_error or error
+        if first_error is not None:
+            raise first_error
+        return documents
 
     def _get(self, params: Mapping[str, str]) -> requests.Response:
         try:
