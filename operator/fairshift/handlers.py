@@ -92,7 +92,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "fairshift"}
 
 
 class AsyncSources:
-    """Prometheus sources whose queries run on ``loop`` (``metrics.async_transport``)."""
+    """Prometheus sources whose queries run on ``loop`` (``metrics.async_transport``) and whose
+    answers Prometheus has already summed (``promql.counted_query``: one element per cell)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, metrics: OperatorMetrics | None) -> None:
         self.loop = loop
@@ -104,7 +105,7 @@ class AsyncSources:
             address, timeout, loop=self.loop, observer=self.metrics
         )
         self.transports.append(transport)
-        return PrometheusSource(address, timeout, transport=transport)
+        return PrometheusSource(address, timeout, transport=transport, counted=True)
 
     async def close(self) -> None:
         for transport in self.transports:

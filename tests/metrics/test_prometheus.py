@@ -515,3 +515,48 @@ class TestObservationAndSources:
     def test_histograms_are_engine_histograms(self, healthy: FakePrometheus) -> None:
         counts = collect(healthy)
         assert all(isinstance(h, Histogram) for h in counts.scores.values())
+
+
+class TestCounted:
+    """``counted=True``: Prometheus sums the counts, one element per cell and version."""
+
+    def test_the_counts_come_as_prometheus_summed_them_for_each_version(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(
+                (labels(MEN, decision="1", fairshift_version="candidate"), "60"),
+                (labels(MEN, decision="0", fairshift_version="candidate"), "40"),
+                (labels(MEN, decision="1", fairshift_version="stable"), "30"),
+            ),
+        )
+        prometheus.answer(
+            "fairshift_outcomes_total",
+            vector((labels(MEN, decision="1", label="1", fairshift_version="candidate"), "7")),
+        )
+        source = source_for(prometheus, counted=True)
+
+        pair = source.collect(analysis(prometheus.address), STABLE, CONTEXT)
+
+        assert pair.candidate.cells == {
+            slice_key(MEN): BinaryCounts(predictions=100.0, selected=60.0, tp=7.0)
+        }
+        assert pair.stable.cells == {slice_key(MEN): BinaryCounts(predictions=30.0, selected=30.0)}
+        assert source.queries_last_collect == 5
+        assert all("sum by (sex, age_band, decision" in q for q in prometheus.queries[:2])
+
+    def test_an_element_without_its_version_is_no_data_not_a_guess(
+        self, prometheus: FakePrometheus
+    ) -> None:
+        prometheus.answer(
+            "fairshift_predictions_total",
+            vector(
+                (labels(MEN, decision="1", fairshift_version="candidate"), "60"),
+                (labels(MEN, decision="1"), "40"),
+            ),
+        )
+        pair = source_for(prometheus, counted=True).collect(
+            analysis(prometheus.address), STABLE, CONTEXT
+        )
+        assert pair.candidate.cells == {} and pair.stable.cells == {}

@@ -26,11 +26,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from fairshift_instrument.convention import READING_VERSION
+
 from fairshift.api.analysis import Analysis, Gate, Prometheus
 from fairshift.api.durations import parse_duration
 from fairshift.engine.counts import BinaryCounts, Histogram, SliceKey, VersionCounts
 from fairshift.metrics import promql
-from fairshift.metrics.answers import Answer, parse_answer, single_value
+from fairshift.metrics.answers import MALFORMED_ANSWER, Answer, Sample, parse_answer, single_value
 from fairshift.metrics.decoding import (
     CellTally,
     error_count,
@@ -80,6 +82,7 @@ class PrometheusSource:
         observer: QueryObserver | None = None,
         clock: Callable[[], float] = time.perf_counter,
         transport: Transport | None = None,
+        counted: bool = False,
     ) -> None:
         self.transport: Transport = transport or PrometheusTransport(
             address,
@@ -91,6 +94,8 @@ class PrometheusSource:
             clock=clock,
         )
         self.address = self.transport.address
+        self.counted = counted
+        """Let Prometheus sum the counts (``promql.counted_query``): one element per cell."""
         self.clock = clock
         self.queries_last_collect = 0
         self.seconds_last_collect = 0.0
@@ -170,15 +175,13 @@ class _Run:
             for version, context in self.contexts.items()
             for reading in promql.readings_of(context, variables[version]["selector"])
         ]
-        families = promql.convention_queries(self.attributes, readings).all()
+        counted = self.source.counted
+        families = promql.convention_queries(self.attributes, readings, counted).all()
         documents = self.ask_together([family.query for family in families], self.end)
-        splits = [
-            (family, self.readings(family, document))
-            for family, document in zip(families, documents, strict=True)
-        ]
+        answers = (self.counted_answers if counted else self.readings_answers)(families, documents)
         counts = {
             version: replace(
-                self.counts(version, splits), custom=self.custom(version, variables[version])
+                self.counts(answers[version]), custom=self.custom(version, variables[version])
             )
             for version in self.contexts
         }
@@ -186,10 +189,19 @@ class _Run:
         pair = VersionPair(stable=counts["stable"], candidate=counts["candidate"])
         return Collection(pair, self.queries, seconds, tuple(self.problems))
 
-    def counts(
+    def readings_answers(
+        self, families: Sequence[promql.Family], documents: Sequence[Any]
+    ) -> dict[Version, dict[str, Answer]]:
+        """Each version's counts per family, from raw readings (``metrics.readings``)."""
+        splits = [
+            (family, self.readings(family, document))
+            for family, document in zip(families, documents, strict=True)
+        ]
+        return {version: self.version_answers(version, splits) for version in self.contexts}
+
+    def version_answers(
         self, version: Version, splits: Sequence[tuple[promql.Family, Split]]
-    ) -> VersionCounts:
-        """One version's counts from the readings of every family."""
+    ) -> dict[str, Answer]:
         restarted = set[SeriesKey]()
         for _, split in splits:
             series = split.versions.get(version, VersionReadings()).series.values()
@@ -198,10 +210,28 @@ class _Run:
             self.problems.append(
                 f"{version}: {len(restarted)} processes restarted; counted since their restart"
             )
-        answers = {
+        return {
             family.name: counts_answer(split, version, family.by, restarted, self.attributes)
             for family, split in splits
         }
+
+    def counted_answers(
+        self, families: Sequence[promql.Family], documents: Sequence[Any]
+    ) -> dict[Version, dict[str, Answer]]:
+        """Each version's counts per family, as Prometheus summed them (``counted``)."""
+        answers: dict[Version, dict[str, Answer]] = {version: {} for version in self.contexts}
+        for family, document in zip(families, documents, strict=True):
+            split = by_version_marker(self.vector(family.name, document))
+            if split is None:
+                self.problems.append(f"{family.name}: counts without their markers, no data")
+            for version in self.contexts:
+                answers[version][family.name] = (
+                    MALFORMED_ANSWER if split is None else split.get(version, Answer())
+                )
+        return answers
+
+    def counts(self, answers: Mapping[str, Answer]) -> VersionCounts:
+        """One version's counts from its answer of every family."""
         cells = self.cells(answers["predictions"], answers["outcomes"])
         scores, labelled = self.scores(answers["scores"])
         latency = latency_histogram(answers["latency"])
@@ -274,6 +304,21 @@ class _Run:
                 " no data (if no series means zero, end the query with `or vector(0)`)"
             )
         return value
+
+
+def by_version_marker(answer: Answer) -> dict[str, Answer] | None:
+    """A counted answer's samples by their ``fairshift_version``, the marker removed; None
+    when the answer is malformed or an element has no known version."""
+    if answer.malformed:
+        return None
+    versions: dict[str, list[Sample]] = {}
+    for sample in answer.samples:
+        labels = dict(sample.labels)
+        version = labels.pop(READING_VERSION, None)
+        if version not in ("stable", "candidate"):
+            return None
+        versions.setdefault(version, []).append(Sample(labels, sample.value))
+    return {version: Answer(tuple(samples)) for version, samples in versions.items()}
 
 
 class PrometheusSources:

@@ -36,8 +36,10 @@ from fairshift_instrument.convention import (
     LABEL,
     OUTCOMES,
     PREDICTIONS,
+    QUANTILE,
     READING_INSTANT,
     READING_VERSION,
+    REASON,
     REQUEST_DURATION,
     SCORE,
     check_attribute_names,
@@ -157,6 +159,37 @@ def readings_query(series: str, readings: Sequence[Reading]) -> str:
     return " or ".join(parts)
 
 
+def counted_query(
+    series: str, readings: Sequence[Reading], by: Sequence[str], slices: Sequence[str]
+) -> str:
+    """One query whose answer is already the counts, summed by ``by`` per version: the rule of
+    ``metrics.readings`` applied by Prometheus, so an answer has one element per cell and
+    version instead of two per raw series.
+
+    Per version, with ``A`` the end reading, ``B`` the start reading and ``L`` the labels that
+    tell a process' series apart (slices and the convention's)::
+
+        sum by (by) ((A and ignoring(L) count without(L) (A < B)) or ((A - B) >= 0) or A)
+
+    a process with a series that went down counts its end readings, any other series
+    ``A - B``, a series new since the start ``A``, a departed series nothing. Prometheus sees
+    a restart within one series family, where the client-side rule looks across families.
+    """
+    process = ", ".join([*slices, DECISION, LABEL, REASON, BUCKET_BOUND, QUANTILE])
+    grouping = ", ".join(by)
+    parts = []
+    for version in dict.fromkeys(reading.version for reading in readings):
+        start = next(r for r in readings if r.version == version and r.instant == "start")
+        end = next(r for r in readings if r.version == version and r.instant == "end")
+        a, b = pinned(series, end.selector, end.at), pinned(series, start.selector, start.at)
+        count = (
+            f"sum by ({grouping}) (({a} and ignoring({process}) count without({process}) "
+            f"({a} < {b})) or (({a} - {b}) >= 0) or {a})"
+        )
+        parts.append(marked(count, READING_VERSION, version))
+    return " or ".join(parts)
+
+
 def bucket_series(histogram: str) -> str:
     return f"{histogram}_bucket"
 
@@ -184,11 +217,16 @@ class ConventionQueries:
         return (self.predictions, self.outcomes, self.scores, self.latency, self.errors)
 
 
-def convention_queries(attributes: Sequence[str], readings: Sequence[Reading]) -> ConventionQueries:
-    """One query per series for all ``readings`` (attributes checked as label names)."""
+def convention_queries(
+    attributes: Sequence[str], readings: Sequence[Reading], counted: bool = False
+) -> ConventionQueries:
+    """One query per series for all ``readings`` (attributes checked as label names): the raw
+    readings, or with ``counted`` the counts per cell and version (:func:`counted_query`)."""
     slices = label_names(attributes)
 
     def family(name: str, series: str, by: Sequence[str]) -> Family:
+        if counted:
+            return Family(name, counted_query(series, readings, by, slices), tuple(by))
         return Family(name, readings_query(series, readings), tuple(by))
 
     return ConventionQueries(
