@@ -7,6 +7,7 @@ official client with plain JSON (no model classes), every call with a timeout.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -89,15 +90,21 @@ class Kube:
         """
         name = body["metadata"]["name"]
         created = False
+        status = copy.deepcopy(dict(body["status"]))
         try:
-            self.core.read_node(name, _preload_content=False, _request_timeout=TIMEOUT)
+            found = self.core.read_node(name, _preload_content=False, _request_timeout=TIMEOUT)
         except ApiException as error:
             if error.status != 404:
                 raise
             self.core.create_node(dict(body), _preload_content=False, _request_timeout=TIMEOUT)
             created = True
+        else:  # never shrink a kept node: an earlier, larger run's pods still live there
+            kept = json.loads(found.data).get("status", {}).get("capacity", {}).get("pods", "0")
+            for field in ("capacity", "allocatable"):
+                wanted = int(status[field]["pods"])
+                status[field]["pods"] = str(max(wanted, int(kept)))
         self.core.patch_node_status(
-            name, {"status": body["status"]}, _preload_content=False, _request_timeout=TIMEOUT
+            name, {"status": status}, _preload_content=False, _request_timeout=TIMEOUT
         )
         self.core.patch_node(
             name,
