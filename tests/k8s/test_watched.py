@@ -132,3 +132,20 @@ def test_callers_get_copies(watched: WatchedObjects) -> None:
     first["spec"]["replicas"] = 5
     second = watched.get("apps/v1", "Deployment", NS, "scorer")
     assert second is not None and "replicas" not in second["spec"]
+
+
+def test_managed_fields_are_not_kept(api: FakeObjects, watched: WatchedObjects) -> None:
+    """Most of a Deployment's body; no reconcile reads them, every read would copy them."""
+    body = deployment("scorer", "7")
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    watched.observe(None, body)
+    api.seed(deployment("other", "3") | {"metadata": body["metadata"] | {"name": "other"}})
+
+    served = watched.get("apps/v1", "Deployment", NS, "scorer")
+    fetched = watched.get("apps/v1", "Deployment", NS, "other")
+    again = watched.get("apps/v1", "Deployment", NS, "other")
+
+    assert served is not None and "managedFields" not in served["metadata"]
+    assert fetched is not None and again is not None
+    assert "managedFields" not in again["metadata"]
+    assert body["metadata"]["managedFields"]  # the caller's body is left alone

@@ -15,7 +15,8 @@ store:
 - a watch event older than what is kept (a smaller ``resourceVersion``, possible right after a
   GET) does not replace it.
 
-Bodies are handed out as copies: callers may change what they get.
+Bodies are kept without ``metadata.managedFields`` (no reconcile reads them, and they are most
+of a Deployment's body) and handed out as copies: callers may change what they get.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ def resource_version(body: Mapping[str, Any]) -> int | None:
 def is_older(new: Mapping[str, Any], kept: Mapping[str, Any]) -> bool:
     new_version, kept_version = resource_version(new), resource_version(kept)
     return new_version is not None and kept_version is not None and new_version < kept_version
+
+
+def without_managed_fields(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``body`` without ``metadata.managedFields``."""
+    meta = {k: v for k, v in (body.get("metadata") or {}).items() if k != "managedFields"}
+    return copy.deepcopy({**body, "metadata": meta})
 
 
 class WatchedObjects:
@@ -146,7 +153,7 @@ class WatchedObjects:
     def _keep_locked(self, key: Key, body: Mapping[str, Any]) -> None:
         kept = self._bodies.get(key)
         if kept is None or not is_older(body, kept):
-            self._bodies[key] = copy.deepcopy(dict(body))
+            self._bodies[key] = without_managed_fields(body)
 
     def _forget(self, key: Key) -> None:
         with self._lock:
