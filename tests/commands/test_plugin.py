@@ -616,3 +616,11 @@ def test_revive_that_ends_a_degrade_needs_a_reason() -> None:
     actions.check_request(obj, "revive", NAME, force=False, reason="reviewed")
     plain = ModelRolloutStatus.model_validate({"phase": "Guarding", "guard": {}})
     assert not allowed("revive", plain)  # nothing to revive: not killed, no degrade
+
+
+def test_history_says_what_the_trimmed_records_held() -> None:
+    chain = synthetic_chain()
+    summary = summarize(None, chain[:3])
+    shown = text(views.history_table(chain[3:], dropped=3, summary=summary), width=260)
+    assert "3 older records were trimmed from the store: seq 1..3 (" in shown
+    assert "3 records, 0 guard breaches" in shown

@@ -134,5 +134,5 @@ def run_history(
     if not trail.records:
         out.print(f"No audit records for {namespace}/{args.name} yet.")
         return ExitCode.OK
-    out.print(history_table(trail.records, trail.dropped))
+    out.print(history_table(trail.records, trail.dropped, trail.summary))
     return ExitCode.OK

@@ -27,6 +27,7 @@ from fairshift.api.status import (
     Phase,
 )
 from fairshift.api.times import parse_time
+from fairshift.engine.audit import describe_summary
 from fairshift.engine.machine import ACTIVE, DESIRED
 
 HASH_CHARS = 12
@@ -353,9 +354,16 @@ def decisions_table(status: ModelRolloutStatus, now: datetime) -> Table:
 # --- history ----------------------------------------------------------------------------------
 
 
-def history_table(records: Sequence[Mapping[str, Any]], dropped: int = 0) -> Table:
-    """The audit chain as stored: one row per record with its link to the previous one."""
+def history_table(
+    records: Sequence[Mapping[str, Any]],
+    dropped: int = 0,
+    summary: Mapping[str, Any] | None = None,
+) -> Table:
+    """The audit chain as stored: one row per record with its link to the previous one, and
+    what the trimmed records held (their summary), if any were trimmed."""
     caption = f"{dropped} older records were trimmed from the store" if dropped else None
+    if caption and summary is not None:
+        caption += f": {describe_summary(summary)}"
     table = Table(header_style="bold", caption=caption)
     columns = ("seq", "time", "action", "reason", "phase", "step", "canary%", "verdict")
     for column in (*columns, "prev", "hash"):
