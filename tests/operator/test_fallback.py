@@ -192,3 +192,38 @@ def test_a_degrade_recorded_before_a_crash_is_replayed_with_its_share() -> None:
     world.until(lambda w: live(w) == Weights(60, 0, 0, fallback=40), limit=3)
     assert actions(world).count("guard-fallback") == 1
     assert world.audit_ok()
+
+
+def crash_on_entering(world: World, phase: str) -> None:
+    """Tick until ``phase`` is reached, then lose that tick's status (the operator died)."""
+    for _ in range(10):
+        before = copy.deepcopy(world.status)
+        world.tick()
+        if world.status["phase"] == phase:
+            world.status = before
+            return
+    raise AssertionError(f"never reached {phase}")
+
+
+def test_a_kill_to_the_fallback_recorded_before_a_crash_keeps_the_model_deployed() -> None:
+    world = degradable(40)
+    world.act("kill", "k1", by="alice", reason="complaints")
+    crash_on_entering(world, "Killed")
+    world.tick()
+    assert world.status["phase"] == "Killed" and world.status["killed"]["fallback"] is True
+    world.until(lambda w: live(w) == Weights(0, 0, 0, fallback=100), limit=3)
+    assert world.deployment(PRIMARY)["spec"]["replicas"] == 2
+    assert actions(world).count("kill") == 1
+
+
+def test_a_kill_recorded_before_a_crash_revives_to_the_replicas_it_had() -> None:
+    world = World()
+    world.until_phase("Idle")
+    world.act("kill", "k1", by="alice", reason="complaints")
+    crash_on_entering(world, "Killed")
+    world.tick()
+    assert world.deployment(PRIMARY)["spec"]["replicas"] == 0
+    assert world.status["phase"] == "Killed" and world.status["killed"]["replicas"] == 2
+    world.act("revive", "r1", by="alice")
+    world.until(lambda w: w.deployment(PRIMARY)["spec"]["replicas"] == 2, limit=5)
+    assert world.status["phase"] == "Idle"

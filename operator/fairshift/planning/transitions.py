@@ -16,6 +16,7 @@ from fairshift.api.status import (
     DecisionRecord,
     FallbackShare,
     GuardStatus,
+    Kill,
     ModelRolloutStatus,
     Phase,
     Verdict,
@@ -238,6 +239,8 @@ def replay_one(draft: Draft, stored: Mapping[str, Any]) -> None:
         draft.set(handled_action=str(stored["request"]))
     if event is Event.GUARD_FALLBACK:
         draft.set(fallback=fallback_of(stored, draft.now))
+    if event is Event.KILL and isinstance(stored.get("killed"), Mapping):
+        draft.set(killed=Kill.model_validate(stored["killed"]))  # the replicas to revive to
     draft.event(
         event_kind(row.target), row.target.value, f"{stored.get('message', '')} (recovered)"
     )

@@ -6,6 +6,8 @@ Each source looks at the draft and the observation and returns a ``Happening`` o
 
 from __future__ import annotations
 
+from typing import Any
+
 from fairshift.api.names import ACTION_ANNOTATION
 from fairshift.api.status import Kill, Phase
 from fairshift.engine.machine import Event, accepts
@@ -58,13 +60,13 @@ def manual(draft: Draft, observed: Observation) -> Happening | None:
     who = f" by {request.by}" if request.by else ""
     why = f": {request.reason}" if request.reason else ""
     draft.event("Normal", "ManualAction", f"{request.action} requested{who}{why}")
-    person = {"requestedBy": request.by, "requestReason": request.reason}
+    detail: dict[str, Any] = {}
+    if request.by or request.reason:
+        detail.update(requestedBy=request.by, requestReason=request.reason)
+    if event is Event.KILL and draft.status.killed is not None:  # replayed after a crash
+        detail["killed"] = draft.status.killed.model_dump(by_alias=True, mode="json")
     return Happening(
-        event,
-        f"{request.action} requested{who}{why}",
-        "ManualAction",
-        request.id,
-        person if (request.by or request.reason) else None,
+        event, f"{request.action} requested{who}{why}", "ManualAction", request.id, detail or None
     )
 
 
