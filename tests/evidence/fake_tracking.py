@@ -11,6 +11,10 @@ from typing import Any
 
 from fairshift.evidence.records import MetricPoint
 
+DRAIN_LIMIT = 180.0
+"""How long a test waits for the sink to deliver its queue: a wait for a condition, generous
+because building a card and its charts takes seconds of CPU on a loaded machine."""
+
 
 @dataclass
 class FakeRun:

@@ -13,7 +13,7 @@ from fairshift.evidence.closing import EvidenceFiles
 from fairshift.evidence.sink import MlflowSink
 from fairshift.executing.ports import Dependencies
 from fairshift.notify.fanout import FanOut
-from tests.evidence.fake_tracking import FakeTracking
+from tests.evidence.fake_tracking import DRAIN_LIMIT, FakeTracking
 from tests.operator.world import NAME, NS, World, spec
 
 MLFLOW = {"mlflow": {"trackingUri": "http://mlflow:5000", "experiment": "credit-scorer"}}
@@ -51,7 +51,7 @@ def roll_out(biased: bool, mlflow_down: bool) -> TrackedWorld:
     world.until_phase("Idle")
     world.new_revision()
     world.until_phase("RolledBack", "Succeeded", "Guarding")
-    assert world.sink is not None and world.sink.drain(timeout=30)
+    assert world.sink is not None and world.sink.drain(timeout=DRAIN_LIMIT)
     return world
 
 

@@ -14,7 +14,7 @@ import pytest
 from fairshift.api.notifications import Notification
 from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import Credentials
-from tests.evidence.fake_tracking import FakeTracking
+from tests.evidence.fake_tracking import DRAIN_LIMIT, FakeTracking
 from tests.evidence.rollout_records import chained, guarded_payloads, rollout_records
 
 NS, NAME = "lending", "credit-scorer"
@@ -72,7 +72,7 @@ def make_sink(server: FakeTracking, **options: Any) -> tuple[MlflowSink, Sleeps]
 def feed(sink: MlflowSink, records: list[dict[str, Any]], notification: Notification) -> None:
     for record in records:
         sink.notify(NS, NAME, record, [notification])
-    assert sink.drain(timeout=10)
+    assert sink.drain(timeout=DRAIN_LIMIT)
 
 
 def test_a_promoted_rollout_is_one_run_with_its_evidence_decisions_and_outcome() -> None:
@@ -290,7 +290,7 @@ def test_a_slow_server_never_holds_up_the_caller_and_a_full_queue_drops_counted(
     assert sink.health().queued == 3
 
     server.gate.set()
-    assert sink.drain(timeout=10)
+    assert sink.drain(timeout=DRAIN_LIMIT)
     health = sink.health()
     assert (health.delivered, health.dropped, health.queued) == (3, len(rest) - 2, 0)
     assert health.last_error is not None and "dropped, 2 records already wait" in health.last_error

@@ -115,11 +115,15 @@ class FakePrometheus:
             def do_GET(self) -> None:
                 fake._arrived(+1)
                 try:
-                    self.answer()
+                    reply = self.prepare()
                 finally:
+                    # Out of flight before the reply is written: once the client has it, it
+                    # may send its next request on the same connection, which must not be
+                    # counted beside this one (it was, under load: 3 in flight on a pool of 2).
                     fake._arrived(-1)
+                self.send(reply)
 
-            def answer(self) -> None:
+            def prepare(self) -> Reply:
                 url = urlparse(self.path)
                 params = parse_qs(url.query)
                 query = params.get("query", [""])[0]
@@ -127,6 +131,9 @@ class FakePrometheus:
                 reply = fake.reply_for(query) if url.path == "/api/v1/query" else failure(404)
                 if reply.delay_seconds:
                     time.sleep(reply.delay_seconds)
+                return reply
+
+            def send(self, reply: Reply) -> None:
                 try:
                     self.send_response(reply.status)
                     self.send_header("Content-Type", "application/json")
