@@ -2,9 +2,10 @@
 
 ``--quick`` (CI smoke) runs 3 seeds per scenario at 1000 requests/s and prints the tables.
 ``--report-only`` redoes the report from the outcomes a previous run saved.
-Otherwise every scenario runs at 10, 100 and 1000 requests/s with ``--seeds`` rollouts (five
-times as many for the A/A and fair scenarios), the tables are printed, figures are written
-to ``DIR`` and the results block of ``DIR.md`` is replaced (text outside it is kept).
+Otherwise every scenario runs at 10, 100 and 1000 requests/s (or ``--levels``) with
+``--seeds`` rollouts (five times as many for the A/A and fair scenarios), the tables are
+printed, figures are written to ``DIR`` and the results block of ``DIR.md`` is replaced
+(text outside it is kept).
 """
 
 from __future__ import annotations
@@ -37,6 +38,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("docs/benchmarks"))
     parser.add_argument("--seed", type=int, default=20261122, help="base random seed")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--levels",
+        type=int,
+        nargs="+",
+        default=[10, 100, 1000],
+        help="traffic levels in requests/s (default: 10 100 1000)",
+    )
     parser.add_argument(
         "--report-only",
         action="store_true",
@@ -124,7 +132,7 @@ def write_markdown(path: Path, block: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = arguments(argv)
-    levels = [1000] if args.quick else [10, 100, 1000]
+    levels = [1000] if args.quick else sorted(args.levels)
     seeds = 3 if args.quick else args.seeds
     if args.report_only:
         result = load(args.out / "outcomes.csv")

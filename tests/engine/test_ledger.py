@@ -35,7 +35,7 @@ def test_evidence_from_earlier_windows_adds_up_to_a_rollback() -> None:
     assert alone.cells[0].outcome is Outcome.PENDING
     threshold = alone.budget.thresholds[OVERALL]
     assert 0 < alone.budget.current[OVERALL] < threshold / 2
-    carried = {OVERALL: 0.7 * threshold}
+    carried = {OVERALL: 0.85 * threshold}
     together = evaluate(SPEC, stable, candidate, carried=carried)
     assert together.cells[0].outcome is Outcome.FAIL
     assert "every analysis window" in together.cells[0].reason
@@ -46,7 +46,7 @@ def test_evidence_from_earlier_windows_adds_up_to_a_rollback() -> None:
 
 
 def test_a_window_that_looked_fine_raises_the_bar_for_the_next() -> None:
-    stable, candidate = version(20_000, 0.30), version(20_000, 0.335)
+    stable, candidate = version(20_000, 0.30), version(20_000, 0.337)
     assert evaluate(SPEC, stable, candidate).cells[0].outcome is Outcome.FAIL
     relieved = evaluate(SPEC, stable, candidate, carried={OVERALL: -2.0})
     assert relieved.cells[0].outcome is Outcome.PENDING

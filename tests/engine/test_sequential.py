@@ -16,7 +16,12 @@ from fairshift.engine.intervals import two_sided_z
 from fairshift.engine.rates import Proportion
 from fairshift.engine.sequential import (
     DEFAULT_TAU_FLOOR,
+    MIXING_SCALES,
     anytime_p_value,
+    grid_bounds,
+    grid_e_value,
+    grid_one_sided_width,
+    log_grid_e_values,
     log_mixture_e_values,
     mixture_e_value,
     normal_mixture_bounds,
@@ -31,6 +36,7 @@ from fairshift.engine.sequential import (
     sum_of_variances,
     tau_for_margin,
     tau_for_variance,
+    taus_for_margin,
 )
 
 ALPHAS = st.sampled_from([0.01, 0.05, 0.1, 0.2])
@@ -375,3 +381,82 @@ class TestPeeking:
         means = rng.standard_normal((self.REPLICATIONS, looks.size)).cumsum(axis=1) / looks
         half_widths = normal_mixture_half_widths(1.0 / looks, ALPHA, tau_for_variance(0.01, ALPHA))
         assert _alarm_rate(np.abs(means) > half_widths) <= ALPHA + 0.01
+
+
+class TestGridMixture:
+    """The mixture over a grid of mixing scales: its bound, its power and its validity."""
+
+    @given(VARIANCES, ALPHAS)
+    def test_bound_is_where_the_grid_e_value_reaches_one_over_alpha(
+        self, variance: float, alpha: float
+    ) -> None:
+        taus = taus_for_margin(0.02, alpha)
+        width = grid_one_sided_width(variance, alpha, taus)
+        log_e = log_grid_e_values([width], [variance], 0.0, taus, "greater")[0]
+        assert log_e == pytest.approx(math.log(1.0 / alpha), abs=1e-7)
+        assert grid_e_value(0.0, variance, width, taus, "less") == pytest.approx(
+            1.0 / alpha, rel=1e-6
+        )
+
+    @given(VARIANCES, ALPHAS)
+    def test_between_its_best_component_at_alpha_and_at_alpha_over_the_grid(
+        self, variance: float, alpha: float
+    ) -> None:
+        taus = taus_for_margin(0.02, alpha)
+        width = grid_one_sided_width(variance, alpha, taus)
+        at_alpha = min(normal_mixture_one_sided_width(variance, alpha, t) for t in taus)
+        split = min(normal_mixture_one_sided_width(variance, alpha / len(taus), t) for t in taus)
+        assert at_alpha * (1 - 1e-9) <= width <= split * (1 + 1e-9)
+
+    def test_one_scale_is_the_single_mixture(self) -> None:
+        tau = tau_for_margin(0.02, ALPHA)
+        assert grid_one_sided_width(1e-4, ALPHA, (tau,)) == normal_mixture_one_sided_width(
+            1e-4, ALPHA, tau
+        )
+        bounds = grid_bounds(0.1, 1e-4, ALPHA, (tau,))
+        assert (bounds.lower, bounds.upper) == pytest.approx(
+            (
+                normal_mixture_lower_bound(0.1, 1e-4, ALPHA, tau),
+                normal_mixture_upper_bound(0.1, 1e-4, ALPHA, tau),
+            )
+        )
+
+    def test_unknown_variance_and_bad_scales(self) -> None:
+        taus = taus_for_margin(0.02, ALPHA)
+        assert grid_one_sided_width(None, ALPHA, taus) == math.inf
+        assert grid_e_value(1.0, None, 0.0, taus) == 1.0
+        with pytest.raises(ValueError, match="mixing scales"):
+            taus_for_margin(0.02, ALPHA, scales=(1.0, 0.0))
+        with pytest.raises(ValueError, match="at least one"):
+            log_grid_e_values([0.0], [1.0], 0.0, ())
+
+    def test_a_harm_five_times_the_margin_is_seen_sooner(self) -> None:
+        """A 10-point drop against a 2-point margin at alpha / 37: where its estimate has a
+        standard error of 2 points, the grid's bound is within 8.5 points of it (the drop is
+        about to show) while the margin-tuned tau's is still 10 points away."""
+        alpha = ALPHA / 37
+        variance = 0.02**2
+        single = normal_mixture_one_sided_width(variance, alpha, tau_for_margin(0.02, alpha))
+        grid = grid_one_sided_width(variance, alpha, taus_for_margin(0.02, alpha))
+        assert grid < 0.085 < single
+
+    def test_false_alarms_stay_within_alpha_and_a_sum_over_the_grid_does_not(self) -> None:
+        """Gaussian means checked at each of 1000 looks (the exact setting of the theory): the
+        default grid's *average* e-value reaches ``1/alpha`` at most ``alpha`` of the time;
+        summing the components instead (forgetting the weights) breaks the guarantee."""
+        rng = np.random.default_rng(17)
+        looks = np.arange(1, 1001)
+        means = rng.standard_normal((4000, looks.size)).cumsum(axis=1) / looks
+        variances = np.broadcast_to(1.0 / looks, means.shape)
+        taus = tuple(s * tau_for_variance(0.01, ALPHA) for s in MIXING_SCALES)
+        log_e = log_grid_e_values(means, variances, 0.0, taus, "greater")
+        threshold = math.log(1.0 / ALPHA)
+        assert _alarm_rate(log_e >= threshold) <= ALPHA + 0.01
+        assert _alarm_rate(log_e + math.log(len(taus)) >= threshold) > ALPHA + 0.02
+
+    def test_fail_rule_on_the_margin_keeps_alpha_with_rates(self) -> None:
+        """Binomial rate differences exactly on the margin (plug-in variances), every look."""
+        difference, floored, _ = _ab_stream(np.random.default_rng(13), 0.3, 0.3 + MARGIN, 2000)
+        taus = taus_for_margin(MARGIN, ALPHA)
+        log_e = log_grid_e_values(difference, floored, MARGIN, taus, "greater")
+        assert _alarm_rate(log_e >= math.log(1.0 / ALPHA)) <= ALPHA + 0.01

@@ -98,12 +98,12 @@ def fail_side_e_value(cell: CellResult) -> float:
     if m.variance is None:
         return math.inf if cell.outcome in FAILING else 0.0
     low, high = m.acceptable
-    tau = sequential.tau_for_margin(m.margin_scale, cell.alpha)
+    taus = sequential.taus_for_margin(m.margin_scale, cell.alpha)
     values = [0.0]
     if math.isfinite(high):
-        values.append(sequential.mixture_e_value(m.estimate, m.variance, high, tau, "greater"))
+        values.append(sequential.grid_e_value(m.estimate, m.variance, high, taus, "greater"))
     if math.isfinite(low):
-        values.append(sequential.mixture_e_value(m.estimate, m.variance, low, tau, "less"))
+        values.append(sequential.grid_e_value(m.estimate, m.variance, low, taus, "less"))
     return max(values)
 
 

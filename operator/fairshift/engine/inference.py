@@ -61,8 +61,8 @@ def sequential_bounds(m: Measurement, alpha: float) -> tuple[float, float]:
     if m.uniform_band is not None:
         width = m.uniform_band(alpha)
         return m.estimate - width, m.estimate + width
-    tau = sequential.tau_for_margin(m.margin_scale, alpha)
-    ci = sequential.normal_mixture_bounds(m.estimate, m.variance, alpha, tau)
+    taus = sequential.taus_for_margin(m.margin_scale, alpha)
+    ci = sequential.grid_bounds(m.estimate, m.variance, alpha, taus)
     return ci.lower, ci.upper
 
 
@@ -210,8 +210,8 @@ def worse_than_stable(m: Measurement, lower: float, alpha: float) -> bool:
     if versus is None or versus[1] <= 0:
         return True
     difference, variance = versus
-    tau = sequential.tau_for_margin(m.margin_scale, alpha)
-    bounds = sequential.normal_mixture_bounds(difference, variance, alpha, tau)
+    taus = sequential.taus_for_margin(m.margin_scale, alpha)
+    bounds = sequential.grid_bounds(difference, variance, alpha, taus)
     above = lower > m.acceptable[1]
     return bounds.lower > 0 if above else bounds.upper < 0
 

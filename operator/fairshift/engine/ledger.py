@@ -4,7 +4,8 @@ Every analysis window (shadow, each ``analyze`` step, a resumed or retried step)
 counts afresh. Judged alone, each window would spend the whole ``alpha``, and a candidate
 exactly on its margin would be rolled back more often the more windows it passes through.
 Instead each critical cell keeps, per side of its acceptable region, the natural log of its
-fail-side mixture e-value: the evidence that the harm lies beyond the bound.
+fail-side mixture e-value (over the grid of mixing scales, ``engine.sequential``): the
+evidence that the harm lies beyond the bound.
 
 Within a window that e-value is an e-process (``engine.sequential``). The windows' data are
 disjoint, so the product of the e-values each window ended with, times the current window's,
@@ -50,7 +51,7 @@ def fail_log_e_values(m: Measurement, alpha: float) -> dict[str, float]:
     if m.variance is None or not (m.variance > 0 and math.isfinite(m.variance)):
         return {}
     low, high = m.acceptable
-    tau = sequential.tau_for_margin(m.margin_scale, alpha)
+    taus = sequential.taus_for_margin(m.margin_scale, alpha)
     found: dict[str, float] = {}
     sides: tuple[tuple[Side, float, Alternative], ...] = (
         ("above", high, "greater"),
@@ -60,12 +61,12 @@ def fail_log_e_values(m: Measurement, alpha: float) -> dict[str, float]:
     for side, bound, alternative in sides:
         if not math.isfinite(bound):
             continue
-        (log_e,) = sequential.log_mixture_e_values(
-            [m.estimate], [m.variance], bound, tau, alternative
+        (log_e,) = sequential.log_grid_e_values(
+            [m.estimate], [m.variance], bound, taus, alternative
         )
         if versus is not None and versus[1] > 0:  # and surely worse than stable (min: valid)
-            (versus_e,) = sequential.log_mixture_e_values(
-                [versus[0]], [versus[1]], 0.0, tau, alternative
+            (versus_e,) = sequential.log_grid_e_values(
+                [versus[0]], [versus[1]], 0.0, taus, alternative
             )
             log_e = min(log_e, versus_e)
         found[ledger_key(m, side)] = float(log_e)
