@@ -124,17 +124,17 @@ def two_groups(share_f: float, rate_f: float, rate_m: float) -> Cells:
     }
 
 
-def margin_lifecycle(rng: np.random.Generator, carry: bool) -> str:
+def margin_lifecycle(rng: np.random.Generator, carry: bool) -> tuple[str, int]:
     analysis = spec(
         ["sex"], [{"name": "sel", "metric": "selection_rate", "maxIncrease": 0.02}], False
     )
     stable = two_groups(0.5, 0.30, 0.30)
     candidate = two_groups(0.5, 0.32, 0.32)
     window = Window(20, lambda _: stable, lambda _: candidate, 1500.0, 500.0)
-    return run_windows(rng, analysis, [window] * 5, carry, minimum_looks=20)[0]
+    return run_windows(rng, analysis, [window] * 5, carry, minimum_looks=20)
 
 
-def day_night(rng: np.random.Generator, carry: bool) -> str:
+def day_night(rng: np.random.Generator, carry: bool) -> tuple[str, int]:
     analysis = spec(
         ["sex"], [{"name": "four-fifths", "metric": "disparate_impact", "min": 0.8}], False
     )
@@ -145,10 +145,10 @@ def day_night(rng: np.random.Generator, carry: bool) -> str:
         return two_groups(0.2, 0.23, 0.20)
 
     window = Window(40, cells, cells, 1500.0, 500.0)
-    return run_windows(rng, analysis, [window], carry, minimum_looks=20)[0]
+    return run_windows(rng, analysis, [window], carry, minimum_looks=20)
 
 
-def rare_cell(rng: np.random.Generator, carry: bool) -> str:
+def rare_cell(rng: np.random.Generator, carry: bool) -> tuple[str, int]:
     analysis = spec(
         ["sex", "age"], [{"name": "sel", "metric": "selection_rate", "maxChange": 0.01}], True
     )
@@ -163,7 +163,7 @@ def rare_cell(rng: np.random.Generator, carry: bool) -> str:
     }
     without = {k: v for k, v in full.items() if k != slice_key({"sex": "F", "age": "old"})}
     window = Window(40, lambda _: full, lambda _: without, 1500.0, 500.0)
-    return run_windows(rng, analysis, [window], carry, minimum_looks=20)[0]
+    return run_windows(rng, analysis, [window], carry, minimum_looks=20)
 
 
 REGIONS = ("n", "e", "s", "w", "c")
@@ -193,28 +193,36 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="a few runs per scenario")
     parser.add_argument("--seed", type=int, default=20261203)
+    parser.add_argument(
+        "--many-runs", type=int, default=None, help="runs of 200-cells (default: runs / 20)"
+    )
     args = parser.parse_args(argv)
     runs = 5 if args.quick else args.runs
-    print("| scenario | rule | runs | rolled back | promoted |")
-    print("|---|---|---:|---:|---:|")
-    for name, scenario, scale in (
+    print("| scenario | rule | runs | rolled back | promoted (median minute) | inconclusive |")
+    print("|---|---|---:|---:|---:|---:|")
+    scenarios: tuple[tuple[str, Callable[[np.random.Generator, bool], tuple[str, int]], int], ...]
+    scenarios = (
         ("margin-lifecycle", margin_lifecycle, 1),
         ("day-night", day_night, 4),
         ("rare-cell", rare_cell, 4),
-    ):
+    )
+    for name, scenario, scale in scenarios:
         for carry in (False, True):
             rng = np.random.default_rng(args.seed)
             ends = [scenario(rng, carry) for _ in range(max(runs // scale, 2))]
-            rule = "carried budget" if carry else "per window"
-            rolled = sum(e == "rollback" for e in ends)
-            promoted = sum(e == "promote" for e in ends)
-            print(f"| {name} | {rule} | {len(ends)} | {rolled} | {promoted} |")
+            print(row(name, "carried budget" if carry else "per window", ends))
     rng = np.random.default_rng(args.seed)
-    many = [many_cells(rng, True) for _ in range(max(runs // 20, 2))]
-    minutes = sorted(look * INTERVAL / 60 for end, look in many if end == "promote")
-    median = f"{float(np.median(minutes)):.1f} min" if minutes else "-"
-    rolled = sum(end == "rollback" for end, _ in many)
-    print(f"| 200-cells | carried budget | {len(many)} | {rolled} | {len(minutes)} ({median}) |")
+    many_runs = args.many_runs or max(runs // 20, 2)
+    print(row("200-cells", "carried budget", [many_cells(rng, True) for _ in range(many_runs)]))
+
+
+def row(name: str, rule: str, ends: list[tuple[str, int]]) -> str:
+    """One table row: rollbacks, promotions (and their median minute) and the rest."""
+    minutes = [look * INTERVAL / 60 for end, look in ends if end == "promote"]
+    median = f" ({float(np.median(minutes)):.1f})" if minutes else ""
+    rolled = sum(end == "rollback" for end, _ in ends)
+    rest = len(ends) - rolled - len(minutes)
+    return f"| {name} | {rule} | {len(ends)} | {rolled} | {len(minutes)}{median} | {rest} |"
 
 
 if __name__ == "__main__":
