@@ -71,6 +71,12 @@ BAD_SPECS = [
     ("analysis.interval", "1s", "at least 5s"),
     ("analysis.gates.5", {"name": "d", "metric": "score_psi", "maxIncrease": 0.1}, "bound it"),
     ("analysis.gates.4", {"name": "l", "metric": "latency_p99", "min": 0.1}, "latency gate"),
+    (
+        "analysis.gates.0",
+        {"name": "x", "metric": "tpr_gap", "max": 0.1, "severity": "warning", "primary": True},
+        "a primary gate must be critical",
+    ),
+    ("analysis.gates.0", {"name": "x", "metric": "tpr_gap", "max": 0.1, "primary": "sometimes"}, "bool"),
     ("service.port", 0, "greater than or equal to 1"),
     ("targetRef.name", "Not_A_Name", "should match pattern"),
     ("onFailure", "explode", "Input should be"),

@@ -81,11 +81,20 @@ BOUNDS = ("min", "max", "maxIncrease", "maxDecrease", "maxChange")
 RELATIVE_BOUNDS = ("maxIncrease", "maxDecrease", "maxChange")
 
 
+PRIMARY_NEEDS_CRITICAL = (
+    "a primary gate must be critical: primary gates share most of the rollback budget, and a "
+    "warning gate never rolls back"
+)
+
+
 class Gate(Model):
     """One check: a metric (from the convention) or a PromQL ``query``, and one bound.
 
     ``min``/``max`` bound the candidate's value; ``maxIncrease``/``maxDecrease``/``maxChange``
-    bound candidate minus stable, per slice where the metric is per slice.
+    bound candidate minus stable, per slice where the metric is per slice. ``primary: true``
+    declares the gates whose regressions matter most: their cells share most of the
+    rollout's false-rollback budget (``engine.gates.PRIMARY_SHARE``) and are caught sooner,
+    the other critical cells share the rest.
     """
 
     model_config = ConfigDict(
@@ -108,6 +117,11 @@ class Gate(Model):
                 "a latency gate takes max (seconds) or maxIncrease (seconds over stable)",
             ),
             (
+                "!has(self.primary) || !self.primary || !has(self.severity) "
+                "|| self.severity == 'critical'",
+                PRIMARY_NEEDS_CRITICAL,
+            ),
+            (
                 "!has(self.metric) || !self.metric.startsWith('score_') || has(self.max)",
                 "a drift gate (score_psi, score_js, score_ks) already compares candidate with "
                 "stable; bound it with max",
@@ -124,9 +138,12 @@ class Gate(Model):
     max_decrease: float | None = Field(default=None, ge=0)
     max_change: float | None = Field(default=None, ge=0)
     severity: Literal["critical", "warning"] = "critical"
+    primary: bool = False
 
     @model_validator(mode="after")
     def one_source_one_bound(self) -> Gate:
+        if self.primary and self.severity != "critical":
+            raise ValueError(f"gate {self.name}: {PRIMARY_NEEDS_CRITICAL}")
         if (self.metric is None) == (self.query is None):
             raise ValueError(
                 f"gate {self.name}: needs exactly one of metric (from the convention) "

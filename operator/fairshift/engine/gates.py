@@ -83,11 +83,48 @@ def excess(cell: CellResult) -> float:
 # --- multiplicity ---------------------------------------------------------------------------
 
 
-def family_alphas(measurements: Sequence[Measurement], alpha: float) -> tuple[float, float]:
-    """Per-cell alpha for critical cells (Bonferroni) and for warning cells."""
-    critical = sum(1 for m in measurements if m.gate.critical and not m.point_only)
-    warning = sum(1 for m in measurements if not m.gate.critical and not m.point_only)
-    return alpha / max(critical, 1), alpha / max(warning, 1)
+PRIMARY_SHARE = 0.8
+"""The share of the rollout's ``alpha`` that the cells of its ``primary`` gates split (when it
+declares some and also has other critical cells); the other critical cells split the rest."""
+
+
+@dataclass(frozen=True)
+class FamilyAlphas:
+    """Per-cell alpha: weighted Bonferroni over critical cells, plain over warning cells.
+
+    The critical cells' alphas sum to at most the rollout's ``alpha`` whatever the weights,
+    so the chance that any of them falsely fails stays within it (the union bound).
+    """
+
+    primary: float
+    critical: float
+    warning: float
+    weighted: bool = True
+
+    def of(self, m: Measurement) -> float:
+        if not m.gate.critical:
+            return self.warning
+        return self.primary if m.gate.primary and self.weighted else self.critical
+
+
+def family_alphas(
+    measurements: Sequence[Measurement], alpha: float, weighted: bool = True
+) -> FamilyAlphas:
+    """Split ``alpha`` over the judged (not point-only) cells; see ``PRIMARY_SHARE``.
+
+    ``weighted=False`` ignores ``primary`` (a single look, whose Holm step is unweighted).
+    """
+    judged = [m for m in measurements if not m.point_only]
+    primary = sum(1 for m in judged if m.gate.critical and m.gate.primary and weighted)
+    others = sum(1 for m in judged if m.gate.critical and not (m.gate.primary and weighted))
+    warning = sum(1 for m in judged if not m.gate.critical)
+    primary_budget = alpha if others == 0 else (PRIMARY_SHARE * alpha if primary else 0.0)
+    return FamilyAlphas(
+        primary=primary_budget / max(primary, 1),
+        critical=(alpha - primary_budget) / max(others, 1),
+        warning=alpha / max(warning, 1),
+        weighted=weighted,
+    )
 
 
 def fail_side_e_value(cell: CellResult) -> float:
@@ -232,11 +269,11 @@ def evaluate(
     ]
     if refine is not None:
         measurements = [refine(m) for m in measurements]
-    critical_alpha, warning_alpha = family_alphas(measurements, analysis.alpha)
+    alphas = family_alphas(measurements, analysis.alpha, weighted=not single_look)
     cells = [
         infer(
             m,
-            critical_alpha if m.gate.critical else warning_alpha,
+            alphas.of(m),
             analysis.slices.min_samples,
             single_look,
             pass_alpha=analysis.alpha,
