@@ -76,7 +76,11 @@ BAD_SPECS = [
         {"name": "x", "metric": "tpr_gap", "max": 0.1, "severity": "warning", "primary": True},
         "a primary gate must be critical",
     ),
-    ("analysis.gates.0", {"name": "x", "metric": "tpr_gap", "max": 0.1, "primary": "sometimes"}, "bool"),
+    (
+        "analysis.gates.0",
+        {"name": "x", "metric": "tpr_gap", "max": 0.1, "primary": "sometimes"},
+        "bool",
+    ),
     ("service.port", 0, "greater than or equal to 1"),
     ("targetRef.name", "Not_A_Name", "should match pattern"),
     ("onFailure", "explode", "Input should be"),
