@@ -196,6 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--many-runs", type=int, default=None, help="runs of 200-cells (default: runs / 20)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("margin-lifecycle", "day-night", "rare-cell", "200-cells"),
+        help="run one scenario (with the carried budget only)",
+    )
     args = parser.parse_args(argv)
     runs = 5 if args.quick else args.runs
     print("| scenario | rule | runs | rolled back | promoted (median minute) | inconclusive |")
@@ -207,10 +212,14 @@ def main(argv: list[str] | None = None) -> None:
         ("rare-cell", rare_cell, 4),
     )
     for name, scenario, scale in scenarios:
-        for carry in (False, True):
+        if args.only is not None and args.only != name:
+            continue
+        for carry in (False, True) if args.only is None else (True,):
             rng = np.random.default_rng(args.seed)
             ends = [scenario(rng, carry) for _ in range(max(runs // scale, 2))]
             print(row(name, "carried budget" if carry else "per window", ends))
+    if args.only not in (None, "200-cells"):
+        return
     rng = np.random.default_rng(args.seed)
     many_runs = args.many_runs or max(runs // 20, 2)
     print(row("200-cells", "carried budget", [many_cells(rng, True) for _ in range(many_runs)]))
