@@ -16,6 +16,11 @@ as the planner passes it) and ``decide`` with the step's clock:
 - ``200-cells``: identical models, sex x age (3) x region (5) with intersections and three
   gates (216 critical cells), 1000 requests/s at a 25% canary, ``analyze: {duration: 10m,
   maxDuration: 60m}``: promoted within maxDuration, and when.
+- ``counter-resets``: identical models served by three pods per version whose counters
+  restart at random moments (about once per pod per step); each look reads the raw counters
+  at the step start and now and counts them with fairshift's reading rule
+  (``fairshift.metrics.readings``): rollbacks, beside what a naive ``now - start`` difference
+  (``increase`` without repair) does with the same readings (see ``bench.decisions.resets``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.engine.decision import Action, StepClock, decide
 from fairshift.engine.gates import evaluate
+
+from bench.decisions import resets
 
 INTERVAL = 30.0
 Cells = dict[tuple[tuple[str, str], ...], tuple[float, float]]  # key -> (share, selection)
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--only",
-        choices=("margin-lifecycle", "day-night", "rare-cell", "200-cells"),
+        choices=("margin-lifecycle", "day-night", "rare-cell", "counter-resets", "200-cells"),
         help="run one scenario (with the carried budget only)",
     )
     args = parser.parse_args(argv)
@@ -218,11 +225,22 @@ def main(argv: list[str] | None = None) -> None:
             rng = np.random.default_rng(args.seed)
             ends = [scenario(rng, carry) for _ in range(max(runs // scale, 2))]
             print(row(name, "carried budget" if carry else "per window", ends))
+    if args.only in (None, "counter-resets"):
+        print_resets(np.random.default_rng(args.seed), max(runs, 2))
     if args.only not in (None, "200-cells"):
         return
     rng = np.random.default_rng(args.seed)
     many_runs = args.many_runs or max(runs // 20, 2)
     print(row("200-cells", "carried budget", [many_cells(rng, True) for _ in range(many_runs)]))
+
+
+def print_resets(rng: np.random.Generator, runs: int) -> None:
+    """The counter-resets rows: fairshift's reading rule and the naive difference, same data."""
+    outcomes = [resets.counter_resets(rng) for _ in range(runs)]
+    for rule in resets.RULES:
+        ends = [outcome.ends[rule] for outcome in outcomes]
+        print(row("counter-resets", f"{rule}, carried budget", ends))
+    print(resets.summary(outcomes))
 
 
 def row(name: str, rule: str, ends: list[tuple[str, int]]) -> str:
