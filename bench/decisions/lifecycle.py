@@ -33,12 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from bench.decisions import resets
 from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
 from fairshift.engine.decision import Action, StepClock, decide
 from fairshift.engine.gates import evaluate
-
-from bench.decisions import resets
 
 INTERVAL = 30.0
 Cells = dict[tuple[tuple[str, str], ...], tuple[float, float]]  # key -> (share, selection)

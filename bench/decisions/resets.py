@@ -24,9 +24,9 @@ the step start (known to the simulation, not to the rules).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
+from fairshift_instrument.convention import DECISION, READING_INSTANT, READING_VERSION
 
 from fairshift.api.analysis import Analysis
 from fairshift.engine.counts import BinaryCounts, VersionCounts, slice_key
@@ -34,7 +34,6 @@ from fairshift.engine.decision import Action, StepClock, decide
 from fairshift.engine.gates import evaluate
 from fairshift.metrics import readings
 from fairshift.metrics.answers import Answer, Sample
-from fairshift_instrument.convention import DECISION, READING_INSTANT, READING_VERSION
 
 INTERVAL = 30.0
 LOOKS = 40
@@ -194,7 +193,9 @@ class Outcome:
     restarts: int = 0
 
 
-def judge(gates: Analysis, answer: Answer, versions: list[Version], rule: str, look: int) -> Any:
+def judge(
+    gates: Analysis, answer: Answer, versions: list[Version], rule: str, look: int
+) -> tuple[Action, bool]:
     """The engine's action on one rule's counts at one look, and whether any was impossible."""
     counted = {v.name: COUNTERS[rule](answer, v.name) for v in versions}
     wrong = any(impossible(counted[v.name], v.truth) for v in versions)
