@@ -17,7 +17,6 @@ short backoff.
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 import time
 from collections.abc import Callable, Coroutine, Mapping, Sequence
@@ -26,32 +25,21 @@ from typing import Any, TypeVar
 import aiohttp
 import requests
 
-from fairshift.metrics.source import InvalidQueryError, MetricsError
+from fairshift.metrics.source import MetricsError
 from fairshift.metrics.transport import (
     QUERY_PATH,
     RETRIED_STATUSES,
-    UNREADABLE,
+    RETRY_BACKOFF_SECONDS,
     QueryObserver,
+    document,
     environment_ca_bundle,
-    is_refusal,
+    query_params,
 )
 
 DEFAULT_POOL_SIZE = 32
 """Connections kept to one Prometheus server; queries beyond that wait for a free one."""
 
-RETRY_BACKOFF_SECONDS = 0.2
 T = TypeVar("T")
-
-
-def error_message(text: str) -> str:
-    """``errorType: error`` of a Prometheus error body, or the start of the raw body."""
-    try:
-        body = json.loads(text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return f"{body.get('errorType', 'error')}: {body['error']}"[:500]
-    return text[:500]
 
 
 def environment_proxy(address: str) -> str | None:
@@ -126,15 +114,12 @@ class AsyncPrometheusTransport:
         return list(answers)
 
     async def ask(self, query: str, at: float | None = None) -> Any:
-        params: dict[str, str] = {"query": query}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
         started = self.clock()
         ok = False
         try:
-            status, text = await self._get(params)
+            status, text = await self._get(query_params(query, at))
             ok = status == 200
-            return self._document(query, status, text)
+            return document(self.address, query, status, text)
         finally:
             if self._observer is not None:
                 self._observer.observe_query(self.clock() - started, ok)
@@ -178,14 +163,3 @@ class AsyncPrometheusTransport:
             self.address + QUERY_PATH, params=params, proxy=self._proxy
         ) as response:
             return response.status, await response.text()
-
-    def _document(self, query: str, status: int, text: str) -> Any:
-        if status == 200:
-            try:
-                return json.loads(text)
-            except ValueError:
-                return UNREADABLE
-        message = f"HTTP {status}: {error_message(text)}"
-        if is_refusal(status):
-            raise InvalidQueryError(f"Prometheus refused the query {query!r}: {message}")
-        raise MetricsError(f"Prometheus at {self.address} failed: {message}")

@@ -10,6 +10,7 @@ and CA-bundle settings come from the environment, read once when the transport i
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -22,6 +23,8 @@ from urllib3.util.retry import Retry
 from fairshift.metrics.source import InvalidQueryError, MetricsError
 
 RETRIED_STATUSES = (502, 503, 504)
+RETRY_BACKOFF_SECONDS = 0.2
+"""The first pause before a retry; it doubles with each further one."""
 NOT_REFUSALS = (408, 429)
 """4xx statuses that say "later", not "never"."""
 
@@ -50,7 +53,7 @@ def default_retry(retries: int) -> Retry:
     """Retry connection errors and 502/503/504 ``retries`` times with a short backoff."""
     return Retry(
         total=retries,
-        backoff_factor=0.2,
+        backoff_factor=RETRY_BACKOFF_SECONDS,
         status_forcelist=RETRIED_STATUSES,
         allowed_methods=frozenset({"GET"}),
         raise_on_status=False,
@@ -67,15 +70,37 @@ def is_refusal(status: int) -> bool:
     return 400 <= status < 500 and status not in NOT_REFUSALS
 
 
-def server_message(response: requests.Response) -> str:
+def error_message(text: str) -> str:
     """The ``errorType: error`` of a Prometheus error body, or the start of the raw body."""
     try:
-        body = response.json()
+        body = json.loads(text)
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         return f"{body.get('errorType', 'error')}: {body['error']}"[:500]
-    return response.text[:500]
+    return text[:500]
+
+
+def query_params(query: str, at: float | None) -> dict[str, str]:
+    """The parameters of an instant query at ``at`` (unix seconds; None: now)."""
+    params = {"query": query}
+    if at is not None:
+        params["time"] = f"{at:.3f}"
+    return params
+
+
+def document(address: str, query: str, status: int, text: str) -> Any:
+    """What an answer means: a 200's JSON document (:data:`UNREADABLE` when it is not JSON),
+    :class:`InvalidQueryError` for a refusal, :class:`MetricsError` for anything else."""
+    if status == 200:
+        try:
+            return json.loads(text)
+        except ValueError:
+            return UNREADABLE
+    message = f"HTTP {status}: {error_message(text)}"
+    if is_refusal(status):
+        raise InvalidQueryError(f"Prometheus refused the query {query!r}: {message}")
+    raise MetricsError(f"Prometheus at {address} failed: {message}")
 
 
 class PrometheusTransport:
@@ -111,15 +136,12 @@ class PrometheusTransport:
         Returns :data:`UNREADABLE` for a 200 whose body is not JSON. Raises MetricsError
         (unreachable, timeout, 5xx) or InvalidQueryError (the server refused the query).
         """
-        params: dict[str, str] = {"query": query}
-        if at is not None:
-            params["time"] = f"{at:.3f}"
         started = self.clock()
         ok = False
         try:
-            response = self._get(params)
+            response = self._get(query_params(query, at))
             ok = response.status_code == 200
-            return self._document(query, response)
+            return document(self.address, query, response.status_code, response.text)
         finally:
             if self._observer is not None:
                 self._observer.observe_query(self.clock() - started, ok)
@@ -148,15 +170,3 @@ class PrometheusTransport:
             )
         except requests.exceptions.RequestException as error:
             raise MetricsError(f"Prometheus at {self.address} did not answer: {error}") from None
-
-    def _document(self, query: str, response: requests.Response) -> Any:
-        status = response.status_code
-        if status == 200:
-            try:
-                return response.json()
-            except ValueError:
-                return UNREADABLE
-        message = f"HTTP {status}: {server_message(response)}"
-        if is_refusal(status):
-            raise InvalidQueryError(f"Prometheus refused the query {query!r}: {message}")
-        raise MetricsError(f"Prometheus at {self.address} failed: {message}")
