@@ -90,10 +90,14 @@ def test_fair_candidate_goes_through_shadow_and_canary_to_succeeded(scenario: Sc
     assert world.replicas(TARGET) == 0
     assert status["verdict"] == "Successful"
 
-    # the data plane followed: the primary server restarted with the new behaviour
-    pods = {p["deployment"]: p for p in world.stats()["pods"]}
-    assert pods[PRIMARY]["model"]["seed"] == 2
-    assert TARGET not in pods
+    # the data plane follows the Deployments on its own loop: the primary server restarts with
+    # the new behaviour and the idle candidate's server stops (waited for, not assumed)
+    def data_plane_followed() -> dict[str, Any] | None:
+        pods = {p["deployment"]: p for p in world.stats()["pods"]}
+        done = TARGET not in pods and pods.get(PRIMARY, {}).get("model", {}).get("seed") == 2
+        return pods if done else None
+
+    wait_for(data_plane_followed, timeout=60, message="data plane serves only the new primary")
 
     # the route went shadow (mirror 100) -> 30 -> 60 -> all primary, in that order
     timeline = [
