@@ -66,6 +66,11 @@ from fairshift.routing.registry import make_router
 
 log = logging.getLogger("fairshift.handlers")
 
+WORKER_THREADS = 64
+"""kopf's worker threads, and the API client's connections kept for them: with fewer
+connections than threads the client closes and reopens connections under load (98 times in
+four minutes at 1,000 rollouts with the client's default of ten)."""
+
 
 @dataclass
 class OperatorConfig:
@@ -183,10 +188,10 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     # ticks are mostly waiting on the API server and Prometheus: more threads, more rollouts
-    settings.execution.max_workers = 64
+    settings.execution.max_workers = WORKER_THREADS
     memo["executor"] = settings.execution.executor
     config: OperatorConfig = memo.setdefault("config", OperatorConfig())
-    api = KubeObjects.from_api_client(make_api_client(config.kubeconfig))
+    api = KubeObjects.from_api_client(make_api_client(config.kubeconfig, pool_size=WORKER_THREADS))
     objects = WatchedObjects(api, WATCHED_KINDS)
     sources = AsyncSources(asyncio.get_running_loop(), config.metrics)
     memo["objects"] = objects

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from fairshift.k8s.client import load_configuration
+from fairshift.k8s.client import load_configuration, make_api_client
 from fairshift.k8s.errors import Conflict, KubeError, NotFound
 from fairshift.k8s.events import MAX_MESSAGE, EventPoster
 from fairshift.k8s.rollouts import Rollouts
@@ -188,6 +188,17 @@ class TestClientConfiguration:
         environ = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
 
         assert load_configuration(str(path), environ=environ).host == "https://10.0.0.1:6443"
+
+    def test_the_client_keeps_as_many_connections_as_its_caller_has_threads(
+        self, tmp_path: Path
+    ) -> None:
+        path = self.kubeconfig(tmp_path, "https://127.0.0.1:16443")
+
+        client = make_api_client(str(path), pool_size=64)
+        default = make_api_client(str(path))
+
+        assert client.rest_client.pool_manager.connection_pool_kw["maxsize"] == 64
+        assert default.rest_client.pool_manager.connection_pool_kw["maxsize"] < 64
 
     def test_no_credentials_is_a_clear_error(self, tmp_path: Path) -> None:
         with pytest.raises(KubeError, match="no usable Kubernetes credentials"):

@@ -52,11 +52,20 @@ def make_api_client(
     kubeconfig: str | None = None,
     context: str | None = None,
     environ: Mapping[str, str] = os.environ,
+    pool_size: int | None = None,
 ) -> ApiClient:
-    """An ``ApiClient`` for the cluster the operator (or the CLI) talks to."""
+    """An ``ApiClient`` for the cluster the operator (or the CLI) talks to.
+
+    ``pool_size`` keeps that many connections open for reuse (the client's default is five
+    per CPU); a caller with more threads than that should say how many, or every connection
+    beyond the pool is closed after its request and the next one opens (and handshakes) anew.
+    """
     from kubernetes.client import ApiClient
 
-    return ApiClient(load_configuration(kubeconfig, context, environ))
+    configuration = load_configuration(kubeconfig, context, environ)
+    if pool_size is not None:
+        configuration.connection_pool_maxsize = pool_size
+    return ApiClient(configuration)
 
 
 def make_kube_objects(

@@ -11,14 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from fairshift.report.charts import (
-    forest_figure,
-    gate_names,
-    gate_timeline_figure,
-    guard_figure,
-    png_bytes,
-    weights_figure,
-)
 from fairshift.report.page import Chart, render_page
 from fairshift.report.timeline import ReportData
 
@@ -47,7 +39,13 @@ def snapshot_gates(data: ReportData) -> list[str]:
 
 
 def build_charts(data: ReportData) -> list[Chart]:
-    """Every chart the data supports, in page order."""
+    """Every chart the data supports, in page order.
+
+    matplotlib is imported here, when a chart is drawn: the operator loads this module at
+    start but draws only when a rollout ends, and matplotlib is 27 MiB of resident memory.
+    """
+    from fairshift.report import charts as figures
+
     charts: list[Chart] = []
     if data.looks:
         charts.append(
@@ -56,7 +54,7 @@ def build_charts(data: ReportData) -> list[Chart]:
                 "Canary weight and decisions",
                 "share of live traffic on the candidate (and mirrored to it) over time; "
                 "each marker is a decision, labelled by its action",
-                png_bytes(weights_figure(data.looks, data.timeline_note)),
+                figures.png_bytes(figures.weights_figure(data.looks, data.timeline_note)),
             )
         )
     if any(look.guard_health for look in data.looks):
@@ -66,17 +64,17 @@ def build_charts(data: ReportData) -> list[Chart]:
                 "The guard after promotion",
                 "the guarded model's health at each of the guard's records (hourly attestations, "
                 "warnings, breaches) and the worst detector against its breach level (1 = breach)",
-                png_bytes(guard_figure(data.looks)),
+                figures.png_bytes(figures.guard_figure(data.looks)),
             )
         )
-    for gate in gate_names(data.looks):
+    for gate in figures.gate_names(data.looks):
         charts.append(
             Chart(
                 f"gate-{slug(gate)}.png",
                 f"Gate {gate} over time",
                 "estimate with its confidence bounds at each decision, per slice; "
                 "dashed lines are the gate's limits, the shaded band is acceptable",
-                png_bytes(gate_timeline_figure(gate, data.looks)),
+                figures.png_bytes(figures.gate_timeline_figure(gate, data.looks)),
             )
         )
     for gate in snapshot_gates(data):
@@ -85,7 +83,7 @@ def build_charts(data: ReportData) -> list[Chart]:
                 f"forest-{slug(gate)}.png",
                 f"Gate {gate}: {data.snapshot_label}",
                 "estimate and confidence bounds per slice against the gate's limits",
-                png_bytes(forest_figure(gate, data.snapshot)),
+                figures.png_bytes(figures.forest_figure(gate, data.snapshot)),
             )
         )
     return charts
