@@ -45,7 +45,7 @@ bash "$CLUSTER" status >&2 || true
 
 stamp "running pytest"
 set +e
-"$PYTHON" -m pytest e2e -m e2e "$@"
+"$PYTHON" -m pytest e2e -m e2e --durations=15 "$@"
 rc=$?
 set -e
 exit $rc
