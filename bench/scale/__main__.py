@@ -45,7 +45,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default="docs/benchmarks-scale.md")
     parser.add_argument("--intervals", type=int, default=4, help="measured intervals per N")
     parser.add_argument("--interval", type=float, default=30.0, help="analysis interval, s")
-    parser.add_argument("--tick", type=float, default=5.0, help="operator --tick (its default)")
+    parser.add_argument(
+        "--tick", type=float, default=30.0, help="operator --tick, the longest wait (its default)"
+    )
     parser.add_argument("--per-namespace", type=int, default=100)
     parser.add_argument(
         "--slices-rollouts", type=int, default=None, help="N of the 3-attribute variant"

@@ -19,8 +19,8 @@ from bench.scale.run import Measurement
 TARGET_CPU = 30.0  # CPU seconds per 30 s interval: one core
 TARGET_RSS = 300.0  # MiB
 KEPT_UP = 0.8
-"""Analyses per rollout and interval that count as keeping up: with a tick of 5 s an
-analysis falls due between ticks, so even an idle operator analyses every 30-35 s (~0.9)."""
+"""Analyses per rollout and interval that count as keeping up (each rollout is looked at when
+its plan's next check comes, so an idle operator analyses every interval: ~1.0)."""
 FINDINGS = Path(__file__).with_name("findings.md")
 SHARDED = Path(__file__).with_name("sharded.md")
 """The sharded replicas' section (``python -m bench.scale.sharded``), kept as written."""
@@ -308,8 +308,9 @@ def page(
         "candidate series of `fairshift_instrument.ModelMetrics` with synthetic traffic; the "
         'rollouts\' selector is `namespace="{{namespace}}",version="{{version}}"`, matching '
         "the exporters' file-sd target labels, so every analysis runs real PromQL on real data.",
-        f"- Operator: `fairshift run --namespace ... --standalone --tick {notes.get('tick', '5')}` "
-        "(the default tick), restarted for each N, one warm-up interval, then "
+        "- Operator: `fairshift run --namespace ... --standalone --tick "
+        f"{notes.get('tick', '30')}` (the default longest wait), restarted for each N, one "
+        "warm-up interval, then "
         f"{notes.get('intervals', '')} measured intervals of {notes.get('seconds', '30')} s. "
         "CPU from `/proc/<pid>/stat` (utime+stime), RSS from `/proc/<pid>/status`, the rest "
         "from the operator's own `/metrics` deltas.",

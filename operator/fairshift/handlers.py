@@ -1,22 +1,29 @@
 """Thin kopf handlers: build the dependencies once, hand each rollout to the executor.
 
-A timer ticks every few seconds per ModelRollout, but a tick works only when the rollout's
-plan asked to be looked at again by then (``Plan.next_check``: the next analysis, a route to
-read back, a resting rollout's slower look), or when a person changed the rollout (its
-generation or its action annotation). That check runs on the event loop and makes no request;
-only a due tick hands the reconcile to a worker thread. kopf's own progress and diff-base
-records live in ``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary
-trouble backs off, nothing here branches on phase.
+Each ModelRollout has a loop of its own (a kopf daemon, ``follow``) that looks at it when its
+plan asked (``Plan.next_check``: the next analysis, a route to read back, a resting rollout's
+slower look) and sleeps in between on the event loop: no timer fires, no thread waits, no
+request is made for a rollout with nothing due. A person's change (its generation or its
+action annotation) wakes the loop at once through a watch handler (``notice``), as does the
+watch delivering our own status write to a look held back by the stale-body guard, or this
+replica gaining the rollout's shard; the ``--tick`` ceiling bounds every sleep. The schedule
+and the lag counts live in ``executing.schedule``. kopf applies a daemon's patch only when it
+returns, so a look writes its status itself (``k8s.rollouts.Rollouts.patch_status``, the merge
+patch of what changed, nothing when nothing did). kopf's own progress and diff-base records
+live in ``fairshift.io/`` annotations, never in status. Errors map to kopf's: temporary
+trouble ends the loop with ``kopf.TemporaryError`` and kopf starts it again after the delay,
+still due; nothing here branches on phase.
 
 The reconcile's reads of Deployments, routes and audit ConfigMaps come from the watch
 (``k8s.watched``, fed by kopf event handlers), and its Prometheus queries run on the event loop
 over a bounded connection pool (``metrics.async_transport``), asking Prometheus for counts it
-has summed per cell: the worker threads wait for answers, not for connections, and no tick
+has summed per cell: the worker threads wait for answers, not for connections, and no look
 re-reads what the watch already delivered.
 
 Sharded replicas (``OperatorConfig.sharding``) work only the rollouts of the shards whose
-Leases they hold (``k8s.sharding``); the others are skipped at the top of the tick, which costs
-a hash. (A kopf ``when=`` filter would be evaluated only on watch events, so an idle rollout
+Leases they hold (``k8s.sharding``); the others are skipped at the top of each look, which
+costs a hash, and sleep until the shard comes here (the coordinator wakes them) or the
+ceiling. (A kopf ``when=`` filter would be evaluated only on watch events, so an idle rollout
 whose shard moved would never be picked up.)
 """
 
@@ -28,7 +35,7 @@ import os
 from collections.abc import Mapping
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -44,6 +51,7 @@ from fairshift.evidence.sink import MlflowSink
 from fairshift.evidence.tracking import secret_credentials
 from fairshift.executing.executor import Reconciler, Result, Rollout, TemporaryError, route_target
 from fairshift.executing.ports import Dependencies, InMemoryAuditLog, NullTelemetry
+from fairshift.executing.schedule import Person, Schedule
 from fairshift.k8s.auditstore import AuditStore
 from fairshift.k8s.client import make_api_client
 from fairshift.k8s.errors import KubeError
@@ -52,7 +60,13 @@ from fairshift.k8s.leases import KubeLeases
 from fairshift.k8s.objects import KubeObjects
 from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.secrets import SecretReader
-from fairshift.k8s.sharding import NoShardEvents, ShardCoordinator, ShardSettings
+from fairshift.k8s.sharding import (
+    NoShardEvents,
+    ShardCoordinator,
+    ShardEvents,
+    ShardSettings,
+    shard_of,
+)
 from fairshift.k8s.store import ObjectStore
 from fairshift.k8s.watched import WatchedObjects
 from fairshift.k8s.workloads import Workloads, merge_patch_between
@@ -76,7 +90,7 @@ four minutes at 1,000 rollouts with the client's default of ten)."""
 class OperatorConfig:
     """What ``fairshift run`` decided; handed to kopf as its memo."""
 
-    tick_seconds: float = 5.0
+    longest_wait: float = 30.0  # ``--tick``: no rollout waits longer between looks
     audit_configmap: bool = True
     default_prometheus: str | None = None
     metrics: OperatorMetrics | None = None
@@ -180,37 +194,79 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     """kopf's bookkeeping in fairshift annotations; the API clients built once, the
-    Prometheus clients on this event loop."""
+    Prometheus clients and the schedule's wake-ups on this event loop."""
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="fairshift.io")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="fairshift.io", key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
-    # ticks are mostly waiting on the API server and Prometheus: more threads, more rollouts
+    # looks are mostly waiting on the API server and Prometheus: more threads, more rollouts
     settings.execution.max_workers = WORKER_THREADS
     memo["executor"] = settings.execution.executor
     config: OperatorConfig = memo.setdefault("config", OperatorConfig())
     api = KubeObjects.from_api_client(make_api_client(config.kubeconfig, pool_size=WORKER_THREADS))
     objects = WatchedObjects(api, WATCHED_KINDS)
-    sources = AsyncSources(asyncio.get_running_loop(), config.metrics)
+    loop = asyncio.get_running_loop()
+    sources = AsyncSources(loop, config.metrics)
     memo["objects"] = objects
+    memo["rollouts"] = Rollouts(objects)
     memo["sources"] = sources
     memo["events"] = EventPoster(api)
     memo["reconciler"] = Reconciler(build_dependencies(config, objects, sources))
-    memo["shards"] = start_sharding(config)
-    schedule: dict[str, Due] = memo.setdefault("due", {})
+    memo["shards"] = start_sharding(config, schedule_of(memo), loop)
+
+
+def schedule_of(memo: kopf.Memo) -> Schedule:
+    """The process' schedule (made on first use, its lag counts published)."""
+    schedule: Schedule | None = memo.get("schedule")
+    if schedule is not None:
+        return schedule
+    config: OperatorConfig = memo.setdefault("config", OperatorConfig())
+    made = memo["schedule"] = Schedule(config.longest_wait, config.metrics)
     if config.metrics is not None:
-        config.metrics.track_overdue(lambda: oldest_overdue(schedule, datetime.now(UTC)))
+        config.metrics.track_overdue(lambda: made.oldest_overdue(datetime.now(UTC)))
+        config.metrics.track_looks(lambda: made.looks_due(datetime.now(UTC)), made.looks_done)
+    return made
 
 
-def start_sharding(config: OperatorConfig) -> ShardCoordinator | None:
+class WakeOnGain:
+    """The coordinator's shard events, passed on to the metrics; a shard this replica gains
+    also wakes its rollouts' loops at once (handed from the coordinator's thread to the loop)."""
+
+    def __init__(
+        self, events: ShardEvents, schedule: Schedule, loop: asyncio.AbstractEventLoop, shards: int
+    ) -> None:
+        self.events = events
+        self.schedule = schedule
+        self.loop = loop
+        self.shards = shards
+
+    def shard_changed(self, change: str, shard: int) -> None:
+        self.events.shard_changed(change, shard)
+        if change in ("acquired", "taken"):
+            self.loop.call_soon_threadsafe(
+                self.schedule.wake_where, partial(in_shard, shard, self.shards)
+            )
+
+    def shards_held(self, count: int) -> None:
+        self.events.shards_held(count)
+
+
+def in_shard(shard: int, shards: int, namespace: str, name: str) -> bool:
+    return shard_of(namespace, name, shards) == shard
+
+
+def start_sharding(
+    config: OperatorConfig, schedule: Schedule, loop: asyncio.AbstractEventLoop
+) -> ShardCoordinator | None:
     """The shard coordinator of a sharded replica, running in its own thread (else None)."""
     if config.sharding is None:
         return None
     settings = config.sharding
     leases = KubeLeases(make_api_client(config.kubeconfig), settings.namespace, settings.group)
-    events = config.metrics if config.metrics is not None else NoShardEvents()
+    metrics = config.metrics if config.metrics is not None else NoShardEvents()
+    events = WakeOnGain(metrics, schedule, loop, settings.shards)
     coordinator = ShardCoordinator(settings, leases, events=events)
     if config.metrics is not None:
         config.metrics.track_rollouts_owned(coordinator.owned_count)
@@ -245,74 +301,80 @@ def works_here(memo: kopf.Memo, rollout: Rollout) -> bool:
 def handed_over(memo: kopf.Memo, rollout: Rollout) -> None:
     """A rollout this replica worked belongs to another now: forget its schedule and stop
     publishing its series (the new owner publishes them; sums over replicas stay right)."""
-    if memo.setdefault("written_seq", {}).pop(rollout.uid, None) is None:
+    if not schedule_of(memo).forget(rollout.uid, datetime.now(UTC)):
         return
-    memo.setdefault("due", {}).pop(rollout.uid, None)
     config: OperatorConfig = memo["config"]
     if config.metrics is not None:
         config.metrics.forget(rollout.namespace, rollout.name)
 
 
-@dataclass(frozen=True)
-class Due:
-    """When a rollout wants its next look, and what a person had set when it said so."""
-
-    at: datetime
-    generation: int
-    action: str | None
+def person_of(rollout: Rollout) -> Person:
+    """What a person set on the rollout that makes a look due at once when it changes."""
+    return Person(rollout.generation, rollout.annotations.get(ACTION_ANNOTATION))
 
 
-def is_due(memo: kopf.Memo, rollout: Rollout, now: datetime) -> bool:
-    """Whether this tick should work: the plan's time has come, or a person changed something.
-
-    The schedule is a hint kept in memory: after a restart every rollout is looked at once.
-    How late a due look comes is the operator's lag (``fairshift_schedule_lateness_seconds``).
-    """
-    due: Due | None = memo.setdefault("due", {}).get(rollout.uid)
-    if due is None:
-        return True
-    if now >= due.at:
-        config: OperatorConfig = memo["config"]
-        if config.metrics is not None:
-            config.metrics.observe_lateness((now - due.at).total_seconds())
-        return True
-    return (due.generation, due.action) != (
-        rollout.generation,
-        rollout.annotations.get(ACTION_ANNOTATION),
-    )
+def audit_seq_of(status: Mapping[str, Any] | None) -> int:
+    return int((status or {}).get("auditSeq") or 0)
 
 
-def oldest_overdue(schedule: dict[str, Due], now: datetime) -> float:
-    """Seconds since the oldest look that is due and has not happened (0 when none is)."""
-    late = [(now - due.at).total_seconds() for due in list(schedule.values()) if due.at <= now]
-    return max(late, default=0.0)
+async def follow(body: kopf.Body, memo: kopf.Memo, stopped: kopf.DaemonStopped, **_: Any) -> None:
+    """One rollout's loop (a kopf daemon, ``body`` kept fresh by kopf's watch): look when due,
+    then sleep until the plan's next check, a wake-up or the ceiling, until kopf stops it (the
+    rollout is being deleted, or the operator stops). A failed look raises, and kopf starts
+    the loop again after the error's delay: the look is still due then."""
+    schedule = schedule_of(memo)
+    meta = body.get("metadata", {})
+    uid = str(meta.get("uid"))
+    wake = schedule.watch(uid, str(meta.get("namespace")), str(meta.get("name")))
+    try:
+        while not stopped:
+            wake.clear()
+            seconds = await look(body, memo)
+            await rest(wake, stopped, seconds)
+    finally:
+        if stopped:
+            schedule.unwatch(uid)
 
 
-async def tick(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """Reconcile one rollout when due and write its status, events and decisions.
-
-    Whether it is due is decided here on the loop, without a request; the reconcile itself
-    runs in kopf's worker threads.
-    """
-    rollout = rollout_of(body)
-    started = datetime.now(UTC)
-    if body.get("metadata", {}).get("deletionTimestamp") or not works_here(memo, rollout):
-        return  # a rollout being deleted belongs to the finalizer; another shard to another
-    if not is_due(memo, rollout, started):
+async def rest(wake: asyncio.Event, stopped: kopf.DaemonStopped, seconds: float) -> None:
+    """Sleep ``seconds``, or less when woken or stopped."""
+    if seconds <= 0 or wake.is_set():
         return
-    if is_stale(memo, rollout, started):
-        return  # kopf has not seen our last status write yet; the next tick will
-    executor: Executor | None = memo.get("executor")
-    changed = await asyncio.get_running_loop().run_in_executor(
-        executor, partial(reconcile, memo, body, rollout, started)
-    )
-    patch.status.update(changed)
+    waiters = {asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopped.wait())}
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
-def reconcile(
-    memo: kopf.Memo, body: kopf.Body, rollout: Rollout, started: datetime
-) -> dict[str, Any]:
-    """One reconcile (in a worker thread): events posted, the status patch returned."""
+async def look(body: kopf.Body, memo: kopf.Memo) -> float:
+    """Reconcile the rollout if it is due and write its status, events and decisions; returns
+    how long its loop may sleep. Whether it is due is decided here on the loop, without a
+    request; the reconcile itself runs in kopf's worker threads."""
+    schedule = schedule_of(memo)
+    rollout = rollout_of(body)
+    now = datetime.now(UTC)
+    if body.get("metadata", {}).get("deletionTimestamp"):
+        return schedule.ceiling  # the finalizer's now; kopf stops this loop
+    if not works_here(memo, rollout):
+        return schedule.wait_seconds(rollout.uid, now, works_here=False)
+    person = person_of(rollout)
+    if schedule.is_due(rollout.uid, person, now) and not schedule.is_stale(
+        rollout.uid, audit_seq_of(rollout.status), now
+    ):
+        schedule.start(rollout.uid, person, now)
+        executor: Executor | None = memo.get("executor")
+        result = await asyncio.get_running_loop().run_in_executor(
+            executor, partial(reconcile, memo, body, rollout, now)
+        )
+        now = datetime.now(UTC)
+        schedule.done(rollout.uid, person, audit_seq_of(result.status), result.next_check, now)
+    return schedule.wait_seconds(rollout.uid, now)
+
+
+def reconcile(memo: kopf.Memo, body: kopf.Body, rollout: Rollout, started: datetime) -> Result:
+    """One reconcile (in a worker thread): events posted, the status written when it changed."""
     config: OperatorConfig = memo["config"]
     try:
         if config.metrics is not None:
@@ -320,13 +382,33 @@ def reconcile(
                 result = memo["reconciler"].reconcile(rollout, started)
         else:
             result = memo["reconciler"].reconcile(rollout, started)
+        post_events(memo, body, [(e.kind, e.reason, e.message) for e in result.events])
+        changed = status_patch(result.status, rollout.status)
+        if changed:
+            memo["rollouts"].patch_status(rollout.namespace, rollout.name, changed)
     except TemporaryError as error:
         raise kopf.TemporaryError(str(error), delay=error.delay) from error
     except KubeError as error:
         raise kopf.TemporaryError(f"Kubernetes API: {error}", delay=10) from error
-    schedule(memo, rollout, result, started)
-    post_events(memo, body, [(e.kind, e.reason, e.message) for e in result.events])
-    return status_patch(result.status, rollout.status)
+    assert isinstance(result, Result)
+    return result
+
+
+async def notice(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A watch event of a ModelRollout: wake its loop when a person changed it, or when the
+    watch delivered our last status write to a look held back for it (on the loop, no
+    request)."""
+    meta = body.get("metadata", {})
+    rollout = Rollout(
+        namespace=str(meta.get("namespace")),
+        name=str(meta.get("name")),
+        uid=str(meta.get("uid")),
+        generation=int(meta.get("generation") or 0),
+        spec={},
+        status={},
+        annotations=dict(meta.get("annotations") or {}),
+    )
+    schedule_of(memo).noticed(rollout.uid, person_of(rollout), audit_seq_of(body.get("status")))
 
 
 def observe(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
@@ -341,29 +423,6 @@ async def close(memo: kopf.Memo, **_: Any) -> None:
     sources: AsyncSources | None = memo.get("sources")
     if sources is not None:
         await sources.close()
-
-
-STALE_BODY_WAIT = timedelta(seconds=30)
-
-
-def is_stale(memo: kopf.Memo, rollout: Rollout, now: datetime) -> bool:
-    """Whether the body predates a status this process wrote moments ago (its audit seq is
-    older). Acting on it would be safe (the audit log is replayed) but would repeat the
-    replay's Events. Only for ``STALE_BODY_WAIT``: a write that never arrived (a failed
-    patch) must not stall the rollout; after a restart every body is taken."""
-    written: tuple[int, datetime] = memo.setdefault("written_seq", {}).get(rollout.uid, (0, now))
-    seq, at = written
-    fresh_write = now - at < STALE_BODY_WAIT
-    return fresh_write and int((rollout.status or {}).get("auditSeq") or 0) < seq
-
-
-def schedule(memo: kopf.Memo, rollout: Rollout, result: Result, now: datetime) -> None:
-    written = int(result.status.get("auditSeq") or 0)
-    memo.setdefault("written_seq", {})[rollout.uid] = (written, now)
-    if result.next_check is not None:
-        memo.setdefault("due", {})[rollout.uid] = Due(
-            result.next_check, rollout.generation, rollout.annotations.get(ACTION_ANNOTATION)
-        )
 
 
 def status_patch(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, Any]:
@@ -410,7 +469,7 @@ def finalize(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> N
     if waiting is not None:
         patch.status.update({"phase": Phase.TERMINATING.value, "message": waiting})
         raise kopf.TemporaryError(waiting, delay=5)
-    memo.setdefault("due", {}).pop(rollout.uid, None)
+    schedule_of(memo).forget(rollout.uid, datetime.now(UTC))
     if memo.get("shards") is not None:
         memo["shards"].forget(rollout.namespace, rollout.name)
 
@@ -419,7 +478,12 @@ def plural_of(kind: str) -> str:
     return kind.lower() + "s"
 
 
-def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
+STOP_GRACE = 30.0
+"""Seconds kopf lets a rollout's loop finish its look when the rollout is deleted or the
+operator stops, before cancelling it (a sleeping loop stops at once)."""
+
+
+def build_registry() -> kopf.OperatorRegistry:
     """The operator's handlers in a registry of their own (no import-time globals)."""
     registry = kopf.OperatorRegistry()
     kopf.on.login(registry=registry)(login)
@@ -430,8 +494,15 @@ def build_registry(tick_seconds: float) -> kopf.OperatorRegistry:
         group, _, version = group_version.rpartition("/")
         labels = MANAGED if kind == "ConfigMap" else None
         kopf.on.event(group, version, plural_of(kind), labels=labels, registry=registry)(observe)
-    kopf.timer(GROUP, VERSION, PLURAL, interval=tick_seconds, initial_delay=1.0, registry=registry)(
-        tick
-    )
+    kopf.on.event(GROUP, VERSION, PLURAL, registry=registry)(notice)
+    kopf.daemon(
+        GROUP,
+        VERSION,
+        PLURAL,
+        initial_delay=1.0,
+        cancellation_backoff=STOP_GRACE,
+        cancellation_timeout=5.0,
+        registry=registry,
+    )(follow)
     kopf.on.delete(GROUP, VERSION, PLURAL, registry=registry)(finalize)
     return registry

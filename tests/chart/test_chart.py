@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import subprocess
 import tomllib
 from functools import cache
@@ -470,6 +471,47 @@ def test_monitoring_objects() -> None:
     (dashboard,) = [d for d in docs if d["kind"] == "ConfigMap"]
     assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
     json.loads(dashboard["data"]["fairshift.json"])
+
+
+BEHIND = "FairshiftLooksFallingBehind"
+
+
+def behind_case(due: str, done: str, overdue: str, fires: bool, alert: dict[str, Any]) -> Any:
+    """A promtool test of the falling-behind alert over 40 minutes of the given series."""
+    expected = [{"exp_labels": alert["labels"], "exp_annotations": alert["annotations"]}]
+    return {
+        "interval": "1m",
+        "input_series": [
+            {"series": 'fairshift_looks_due_total{pod="a"}', "values": due},
+            {"series": 'fairshift_looks_done_total{pod="a"}', "values": done},
+            {"series": 'fairshift_oldest_overdue_seconds{pod="a"}', "values": overdue},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "40m", "alertname": BEHIND, "exp_alerts": expected if fires else []}
+        ],
+    }
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_the_falling_behind_alert_fires_on_a_backlog_or_an_old_owed_look(tmp_path: Path) -> None:
+    (rule,) = [d for d in render("prometheusRule.enabled=true") if d["kind"] == "PrometheusRule"]
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump(rule["spec"]))
+    (alert,) = [r for g in rule["spec"]["groups"] for r in g["rules"] if r.get("alert") == BEHIND]
+    tests = {
+        "rule_files": ["rules.yaml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            behind_case("0+60x40", "0+60x40", "0+0x40", False, alert),  # keeping up
+            behind_case("0+60x40", "0+54x40", "0+0x40", True, alert),  # 10% not done
+            behind_case("0+60x40", "0+58x40", "0+0x40", False, alert),  # 3%: within 5%
+            behind_case("0+60x40", "0+60x40", "400+0x40", True, alert),  # one owed for 400 s
+        ],
+    }
+    (tmp_path / "test.yaml").write_text(yaml.safe_dump(tests))
+    checked = subprocess.run(
+        ["promtool", "test", "rules", "test.yaml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_helm_refuses_namespaced_scope_without_namespaces() -> None:

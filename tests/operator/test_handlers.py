@@ -1,5 +1,5 @@
 """The handlers' status patch (only what changed, removals as nulls), their wiring, and
-what a tick costs: nothing when nothing is due, no reads of what the watch delivered."""
+what a look costs: nothing when nothing is due, no reads of what the watch delivered."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from fairshift import handlers
 from fairshift.evidence.sink import MlflowSink
 from fairshift.executing.executor import Reconciler
 from fairshift.handlers import WATCHED_KINDS, OperatorConfig, build_dependencies, status_patch
+from fairshift.k8s.rollouts import Rollouts
 from fairshift.k8s.watched import WatchedObjects
 from fairshift.metrics.operator_metrics import OperatorMetrics
 from fairshift.notify.fanout import FanOut
@@ -53,34 +54,6 @@ def test_decisions_go_to_the_webhooks_and_to_mlflow() -> None:
     assert [type(n) for n in deps.notifier.notifiers] == [Notifier, MlflowSink]
 
 
-def test_a_tick_works_only_when_the_plan_asked_or_a_person_changed_something() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    import kopf
-
-    from fairshift.api.names import ACTION_ANNOTATION
-    from fairshift.executing.executor import Result, Rollout
-    from fairshift.handlers import OperatorConfig, is_due, oldest_overdue, schedule
-    from fairshift.metrics.operator_metrics import OperatorMetrics, new_registry
-
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    metrics = OperatorMetrics(new_registry())
-    memo = kopf.Memo(config=OperatorConfig(metrics=metrics))
-    rollout = Rollout("lending", "credit-scorer", "uid-1", 3, {}, {}, {})
-    assert is_due(memo, rollout, now)  # never looked at: look now
-    schedule(memo, rollout, Result({}, next_check=now + timedelta(seconds=30)), now)
-    assert not is_due(memo, rollout, now + timedelta(seconds=10))
-    edited = Rollout("lending", "credit-scorer", "uid-1", 4, {}, {}, {})
-    assert is_due(memo, edited, now + timedelta(seconds=10))  # the spec changed
-    asked = Rollout("lending", "credit-scorer", "uid-1", 3, {}, {}, {ACTION_ANNOTATION: "{}"})
-    assert is_due(memo, asked, now + timedelta(seconds=10))  # a person asked for an action
-    assert oldest_overdue(memo["due"], now + timedelta(seconds=45)) == 15
-    assert is_due(memo, rollout, now + timedelta(seconds=42))
-    value = metrics.registry.get_sample_value
-    assert value("fairshift_schedule_lateness_seconds_count") == 1
-    assert value("fairshift_schedule_lateness_seconds_sum") == 12
-
-
 def test_the_mlflow_sink_counts_into_the_operators_metrics() -> None:
     metrics = OperatorMetrics()
     deps = build_dependencies(OperatorConfig(metrics=metrics), FakeObjects())  # type: ignore[arg-type]
@@ -90,25 +63,6 @@ def test_the_mlflow_sink_counts_into_the_operators_metrics() -> None:
     sink.counted("dropped")
     labels = {"sink": "mlflow", "result": "dropped"}
     assert metrics.registry.get_sample_value("fairshift_evidence_records_total", labels) == 1
-
-
-def test_a_body_older_than_our_last_status_write_is_not_acted_on() -> None:
-    from datetime import UTC, datetime, timedelta
-
-    import kopf
-
-    from fairshift.executing.executor import Result, Rollout
-    from fairshift.handlers import is_stale, schedule
-
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    memo = kopf.Memo()
-    fresh = Rollout("lending", "credit-scorer", "uid-1", 1, {}, {"auditSeq": 5}, {})
-    assert not is_stale(memo, fresh, now)  # nothing written yet (a restart): take every body
-    schedule(memo, fresh, Result({"auditSeq": 6}), now)
-    assert is_stale(memo, fresh, now + timedelta(seconds=2))  # the watch lags behind
-    caught_up = Rollout("lending", "credit-scorer", "uid-1", 1, {}, {"auditSeq": 6}, {})
-    assert not is_stale(memo, caught_up, now + timedelta(seconds=2))
-    assert not is_stale(memo, fresh, now + timedelta(minutes=1))  # a lost write never stalls
 
 
 def watched_world() -> tuple[World, WatchedObjects, Reconciler]:
@@ -149,11 +103,15 @@ def test_without_the_watch_the_same_reconcile_reads_every_object() -> None:
     assert {"Deployment", "HTTPRoute", "ConfigMap"} <= kinds
 
 
-def test_a_tick_with_nothing_due_makes_no_api_request_and_needs_no_thread() -> None:
+def test_a_look_with_nothing_due_makes_no_api_request_and_needs_no_thread() -> None:
     world, _, reconciler = watched_world()
     api = world.workloads.objects
     memo = kopf.Memo(
-        config=OperatorConfig(), reconciler=reconciler, executor=CountingExecutor(), events=None
+        config=OperatorConfig(),
+        reconciler=reconciler,
+        executor=CountingExecutor(),
+        events=None,
+        rollouts=Rollouts(api),
     )
     body = kopf.Body(
         {
@@ -164,12 +122,12 @@ def test_a_tick_with_nothing_due_makes_no_api_request_and_needs_no_thread() -> N
             "status": world.status,
         }
     )
-    asyncio.run(handlers.tick(body=body, patch=kopf.Patch(), memo=memo))  # first look: due
+    asyncio.run(handlers.look(body, memo))  # first look: due
     assert memo["executor"].submitted == 1
     before_reads, before_writes = len(api.reads), len(api.writes)
 
     for _ in range(20):
-        asyncio.run(handlers.tick(body=body, patch=kopf.Patch(), memo=memo))
+        asyncio.run(handlers.look(body, memo))
 
     assert memo["executor"].submitted == 1
     assert api.reads[before_reads:] == [] and api.writes[before_writes:] == []

@@ -1,4 +1,4 @@
-"""Sharded replicas: the tick and the finalizer work only the rollouts of the shards held here;
+"""Sharded replicas: each look and the finalizer work only the rollouts of the shards held here;
 ``fairshift run --shards`` builds the settings and refuses kopf peering next to them."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from fairshift.commands.run import register, shard_settings
 from fairshift.executing.executor import Result, Rollout
-from fairshift.handlers import OperatorConfig, finalize, tick
+from fairshift.handlers import OperatorConfig, finalize, look
 from fairshift.k8s.sharding import ShardCoordinator, ShardSettings, shard_of
 from fairshift.metrics.operator_metrics import OperatorMetrics
 from tests.k8s.lease_fakes import FakeLeases
@@ -66,21 +66,28 @@ def body(name: str) -> kopf.Body:
     return kopf.Body(raw)
 
 
-def run_tick(**kwargs: Any) -> None:
-    """The tick is a coroutine (kopf awaits it on the operator's loop)."""
-    asyncio.run(tick(**kwargs))
+def run_look(name: str, memo: kopf.Memo) -> None:
+    """One look of a rollout's loop (a coroutine on the operator's loop)."""
+    asyncio.run(look(body(name), memo))
 
 
 def memo_with(coordinator: ShardCoordinator, reconciler: CountingReconciler) -> kopf.Memo:
-    return kopf.Memo(config=OperatorConfig(), reconciler=reconciler, shards=coordinator)
+    return kopf.Memo(
+        config=OperatorConfig(), reconciler=reconciler, shards=coordinator, rollouts=NoWrites()
+    )
 
 
-def test_a_tick_works_only_the_rollouts_of_the_shards_held_here() -> None:
+class NoWrites:
+    def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """The status goes nowhere."""
+
+
+def test_a_look_works_only_the_rollouts_of_the_shards_held_here() -> None:
     reconciler = CountingReconciler()
     memo = memo_with(holding([0]), reconciler)
     mine, theirs = name_in(0), name_in(1)
     for name in (mine, theirs):
-        run_tick(body=body(name), patch=kopf.Patch(), memo=memo)
+        run_look(name, memo)
     assert reconciler.reconciled == [mine]
 
 
@@ -97,9 +104,9 @@ def test_the_operator_counts_the_rollouts_it_owns() -> None:
     metrics = OperatorMetrics()
     coordinator = holding([0])
     metrics.track_rollouts_owned(coordinator.owned_count)
-    memo = kopf.Memo(config=OperatorConfig(), reconciler=CountingReconciler(), shards=coordinator)
+    memo = memo_with(coordinator, CountingReconciler())
     for index in range(20):
-        run_tick(body=body(f"m{index}"), patch=kopf.Patch(), memo=memo)
+        run_look(f"m{index}", memo)
     owned = sum(1 for index in range(20) if shard_of(NAMESPACE, f"m{index}", 2) == 0)
     assert metrics.registry.get_sample_value("fairshift_rollouts_owned") == owned
 
@@ -111,16 +118,17 @@ def test_a_replica_stops_publishing_a_rollout_whose_shard_moved_away() -> None:
         config=OperatorConfig(metrics=metrics),
         reconciler=CountingReconciler(metrics),
         shards=coordinator,
+        rollouts=NoWrites(),
     )
     mine = name_in(0)
     labels = {"namespace": NAMESPACE, "rollout": mine}
-    run_tick(body=body(mine), patch=kopf.Patch(), memo=memo)
+    run_look(mine, memo)
     assert metrics.registry.get_sample_value("fairshift_canary_weight", labels) == 10
     coordinator._unfence(0)  # the shard went to another replica
-    run_tick(body=body(mine), patch=kopf.Patch(), memo=memo)
+    run_look(mine, memo)
     assert metrics.registry.get_sample_value("fairshift_canary_weight", labels) is None
     assert metrics.registry.get_sample_value("fairshift_rollouts", {"phase": "Canary"}) == 0
-    assert f"uid-{mine}" not in memo["due"]
+    assert not memo["schedule"].knows(f"uid-{mine}")
 
 
 def parse(*argv: str) -> argparse.Namespace:

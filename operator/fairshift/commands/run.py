@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from fairshift.k8s.sharding import ShardSettings
 
 DEFAULT_LEASE_SECONDS = 20.0
+DEFAULT_LONGEST_WAIT = 30.0
 
 
 def register(subparsers: Any) -> None:
@@ -65,7 +66,14 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--liveness", default="http://0.0.0.0:8080/healthz", help="liveness URL")
     parser.add_argument("--metrics-port", type=int, default=9090, help="0 turns /metrics off")
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--tick", type=float, default=5.0, help="seconds between reconciles")
+    parser.add_argument(
+        "--tick",
+        type=float,
+        default=DEFAULT_LONGEST_WAIT,
+        help="the longest a rollout waits between looks, whatever its plan asks (default 30 "
+        "seconds); each rollout is looked at when its plan's next check comes, at once when "
+        "a person changes it",
+    )
     parser.add_argument(
         "--audit-configmap",
         action=argparse.BooleanOptionalAction,
@@ -99,6 +107,10 @@ def run(args: argparse.Namespace) -> int:
         sharding = shard_settings(args)
     except ValueError as error:
         return fail("run", str(error), ExitCode.USAGE)
+    if not args.tick > 0:
+        return fail(
+            "run", f"--tick must be a positive number of seconds, got {args.tick:g}", ExitCode.USAGE
+        )
     log_format = kopf.LogFormat.JSON if args.log_format == "json" else kopf.LogFormat.PLAIN
     kopf.configure(verbose=args.verbose, log_format=log_format)
     if args.kubeconfig:
@@ -111,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics_port:
         start_http_server(args.metrics_port, registry=metrics_registry)
     config = OperatorConfig(
-        tick_seconds=args.tick,
+        longest_wait=args.tick,
         audit_configmap=args.audit_configmap,
         default_prometheus=args.prometheus,
         metrics=metrics,
@@ -123,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     asyncio.run(
         kopf.operator(
             settings=settings,
-            registry=build_registry(args.tick),
+            registry=build_registry(),
             memo=kopf.Memo(config=config),
             standalone=not args.peering,
             peering_name=args.peering,

@@ -18,6 +18,11 @@ reconciler calls the small ``observe_*``/``count_*`` methods; the handlers serve
   (``mlflow``), by result: ``delivered``, ``failed`` (after its retries), ``dropped`` (queue
   full) or ``skipped`` (about no candidate);
 * ``fairshift_reconcile_duration_seconds``: time per reconcile;
+* ``fairshift_looks_due_total`` and ``fairshift_looks_done_total``: looks at a rollout that
+  came due (its plan's next check passed, a person changed it, or it was new here) and looks
+  done; ``rate(due) - rate(done)`` is how fast the backlog grows;
+  ``fairshift_schedule_lateness_seconds`` (how late each look started) and
+  ``fairshift_oldest_overdue_seconds`` (the age of the oldest look owed);
 * ``fairshift_prometheus_queries_total{outcome}`` and
   ``fairshift_prometheus_query_duration_seconds``: queries to Prometheus (``ok``/``error``);
 * sharded replicas only: ``fairshift_shards_held`` (shards this replica works),
@@ -39,6 +44,8 @@ from enum import Enum
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from fairshift.api.status import Health, Phase
 
@@ -170,6 +177,20 @@ class OperatorMetrics:
             "Age of the oldest look a rollout's plan asked for that has not happened yet.",
             registry=registry_,
         )
+        self.looks_due = CountedBy(
+            "fairshift_looks_due",
+            "Looks at a rollout that came due: its plan's next check passed (an analysis, a "
+            "guard look, a route to read back, a resting rollout's check), a person changed it, "
+            "or it was new to this replica. Counted when due, whether or not it has started.",
+            registry_,
+        )
+        self.looks_done = CountedBy(
+            "fairshift_looks_done",
+            "Looks at a rollout done (a failed look stays due and is retried). "
+            "rate(fairshift_looks_due_total) - rate(fairshift_looks_done_total) is how fast "
+            "the backlog grows.",
+            registry_,
+        )
         self.prometheus_queries = Counter(
             "fairshift_prometheus_queries",
             "Queries sent to Prometheus, by outcome (ok or error).",
@@ -292,6 +313,12 @@ class OperatorMetrics:
         """The oldest overdue look, computed when Prometheus scrapes."""
         self.oldest_overdue.set_function(oldest)
 
+    def track_looks(self, due: Callable[[], float], done: Callable[[], float]) -> None:
+        """The looks due and done (``executing.schedule.Schedule``), read when Prometheus
+        scrapes."""
+        self.looks_due.read = due
+        self.looks_done.read = done
+
     @contextmanager
     def time_reconcile(self) -> Iterator[None]:
         """Observe the duration of the block, also when it raises."""
@@ -329,6 +356,24 @@ class OperatorMetrics:
     def _remove_gate_series(self, namespace: str, rollout: str, series: GateSeries) -> None:
         for gauge in (self.gate_estimate, self.gate_lower, self.gate_upper):
             remove_quietly(gauge, (namespace, rollout, *series))
+
+
+class CountedBy(Collector):
+    """A counter whose value another object keeps (read when Prometheus scrapes), as
+    ``Gauge.set_function`` does for gauges: the schedule counts looks that came due at the
+    moment their time passes, not when something notices."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.read: Callable[[], float] = lambda: 0.0
+        registry.register(self)
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation)]
+
+    def collect(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, value=self.read())]
 
 
 def remove_quietly(metric: Gauge | Counter, labels: tuple[str, ...]) -> None:
