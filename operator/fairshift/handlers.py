@@ -308,9 +308,12 @@ def handed_over(memo: kopf.Memo, rollout: Rollout) -> None:
         config.metrics.forget(rollout.namespace, rollout.name)
 
 
-def person_of(rollout: Rollout) -> Person:
-    """What a person set on the rollout that makes a look due at once when it changes."""
-    return Person(rollout.generation, rollout.annotations.get(ACTION_ANNOTATION))
+def person_of(body: Mapping[str, Any]) -> Person:
+    """What a person set on the rollout that makes a look due at once when it changes: its
+    generation (the spec) and its action annotation."""
+    meta = body.get("metadata") or {}
+    action = (meta.get("annotations") or {}).get(ACTION_ANNOTATION)
+    return Person(int(meta.get("generation") or 0), action)
 
 
 def audit_seq_of(status: Mapping[str, Any] | None) -> int:
@@ -359,7 +362,7 @@ async def look(body: kopf.Body, memo: kopf.Memo) -> float:
         return schedule.ceiling  # the finalizer's now; kopf stops this loop
     if not works_here(memo, rollout):
         return schedule.wait_seconds(rollout.uid, now, works_here=False)
-    person = person_of(rollout)
+    person = person_of(body)
     if schedule.is_due(rollout.uid, person, now) and not schedule.is_stale(
         rollout.uid, audit_seq_of(rollout.status), now
     ):
@@ -398,17 +401,8 @@ async def notice(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """A watch event of a ModelRollout: wake its loop when a person changed it, or when the
     watch delivered our last status write to a look held back for it (on the loop, no
     request)."""
-    meta = body.get("metadata", {})
-    rollout = Rollout(
-        namespace=str(meta.get("namespace")),
-        name=str(meta.get("name")),
-        uid=str(meta.get("uid")),
-        generation=int(meta.get("generation") or 0),
-        spec={},
-        status={},
-        annotations=dict(meta.get("annotations") or {}),
-    )
-    schedule_of(memo).noticed(rollout.uid, person_of(rollout), audit_seq_of(body.get("status")))
+    uid = str(body.get("metadata", {}).get("uid"))
+    schedule_of(memo).noticed(uid, person_of(body), audit_seq_of(body.get("status")))
 
 
 def observe(event: Mapping[str, Any], memo: kopf.Memo, **_: Any) -> None:
