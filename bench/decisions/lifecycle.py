@@ -15,7 +15,8 @@ as the planner passes it) and ``decide`` with the step's clock:
   that reaches stable only: rollbacks by ``selection_rate maxChange: 0.01``.
 - ``200-cells``: identical models, sex x age (3) x region (5) with intersections and three
   gates (216 critical cells), 1000 requests/s at a 25% canary, ``analyze: {duration: 10m,
-  maxDuration: 60m}``: promoted within maxDuration, and when.
+  maxDuration: 60m}``: promoted within maxDuration, and when, with the promoted share's 95%
+  Clopper-Pearson interval (``--many-runs N``; each run's end is printed on stderr).
 - ``counter-resets``: identical models served by three pods per version whose counters
   restart at random moments (about once per pod per step); each look reads the raw counters
   at the step start and now and counts them with fairshift's reading rule
@@ -27,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.stats import binomtest
 
 from bench.decisions import resets
 from fairshift.api.analysis import Analysis
@@ -228,9 +231,33 @@ def main(argv: list[str] | None = None) -> None:
         print_resets(np.random.default_rng(args.seed), max(runs, 2))
     if args.only not in (None, "200-cells"):
         return
-    rng = np.random.default_rng(args.seed)
     many_runs = args.many_runs or max(runs // 20, 2)
-    print(row("200-cells", "carried budget", [many_cells(rng, True) for _ in range(many_runs)]))
+    ends = many_cells_runs(np.random.default_rng(args.seed), many_runs)
+    print(row("200-cells", "carried budget", ends))
+    print(promoted_share(ends))
+
+
+def many_cells_runs(rng: np.random.Generator, runs: int) -> list[tuple[str, int]]:
+    """The 200-cells rollouts, each one's end reported on stderr as it comes (they are slow)."""
+    ends = []
+    for number in range(1, runs + 1):
+        end, look = many_cells(rng, True)
+        print(
+            f"200-cells {number}/{runs}: {end} at minute {look * INTERVAL / 60:.1f}",
+            file=sys.stderr,
+        )
+        ends.append((end, look))
+    return ends
+
+
+def promoted_share(ends: list[tuple[str, int]]) -> str:
+    """Rollouts promoted within maxDuration, k/n with its 95% Clopper-Pearson interval."""
+    promoted = sum(end == "promote" for end, _ in ends)
+    interval = binomtest(promoted, len(ends)).proportion_ci(0.95, method="exact")
+    return (
+        f"promoted within maxDuration: {promoted}/{len(ends)} "
+        f"(95% Clopper-Pearson interval {interval.low:.1%} to {interval.high:.1%})"
+    )
 
 
 def print_resets(rng: np.random.Generator, runs: int) -> None:
