@@ -139,6 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         engine = engine_version()
         result = replace(run_all(levels, seeds, args.seed, args.quick, args.workers), engine=engine)
+    if not args.quick and not args.report_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        save(result, args.out / "outcomes.csv")
     table_rows: list[Row] = rows(result.outcomes, oracles(levels))
     tables = all_tables(table_rows, fairshift_verdicts(table_rows))
     print(tables)
@@ -146,9 +149,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wall {result.wall_seconds:.1f} s; {result.looks} looks, {per_look:.1f} ms CPU each")
     if args.quick:
         return
-    args.out.mkdir(parents=True, exist_ok=True)
-    if not args.report_only:
-        save(result, args.out / "outcomes.csv")
     tradeoff_figure(table_rows, result.outcomes, args.out / "tradeoff.png")
     for rps in levels:
         detection_figure(table_rows, result.outcomes, rps, args.out / f"detection-{rps}rps.png")

@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from bench.decisions.engine_rule import ENGINE_RULES
 from bench.decisions.run import RULES, Outcome
 from bench.decisions.summary import (
     Row,
@@ -21,7 +22,15 @@ from bench.decisions.summary import (
 from bench.decisions.world import HORIZON, SCENARIOS
 
 HORIZON_MINUTES = HORIZON * 0.5
-MARKERS = {"fairshift": "o", "naive z-test": "s", "flagger": "^", "argo": "v", "kayenta": "D"}
+PRIMARY_RULES = {r.name for r in ENGINE_RULES if r.primary is not None}
+MARKERS = {
+    "fairshift": "o",
+    "fairshift, primary: tpr gate": "P",
+    "naive z-test": "s",
+    "flagger": "^",
+    "argo": "v",
+    "kayenta": "D",
+}
 
 
 def fmt_minutes(value: float) -> str:
@@ -75,10 +84,14 @@ def detection_table(rows: list[Row], scenario: str) -> str:
         "oracle min (Bonferroni)",
         "median / oracle B",
         "p90 / oracle B",
+        "oracle min (primary share)",
+        "median / oracle P",
     ]
     body = []
     for r in ordered(rows, scenario):
         single, split = r.oracle.single, r.oracle.bonferroni
+        declared = r.rule in PRIMARY_RULES
+        shared = [fmt_minutes(r.oracle.primary), fmt_ratio(r.ratio(r.median, r.oracle.primary))]
         body.append(
             [
                 str(r.rps),
@@ -92,14 +105,15 @@ def detection_table(rows: list[Row], scenario: str) -> str:
                 fmt_minutes(split),
                 fmt_ratio(r.ratio(r.median, split)),
                 fmt_ratio(r.ratio(r.p90, split)),
+                *(shared if declared else ["", ""]),
             ]
         )
     return table(header, body)
 
 
 def verdict_table(verdicts: list[Verdict]) -> str:
-    body = [[v.target, v.where, v.value, verdict_word(v)] for v in verdicts]
-    return table(["target", "where", "fairshift", "verdict"], body)
+    body = [[v.target, v.where, v.rule, v.value, verdict_word(v)] for v in verdicts]
+    return table(["target", "where", "rule", "value", "verdict"], body)
 
 
 def verdict_word(v: Verdict) -> str:

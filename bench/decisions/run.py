@@ -3,8 +3,8 @@
 Each rollout has its own generator seeded by ``(seed, scenario, traffic, replication)``, so
 results do not depend on how work is split between processes. A task simulates a block of
 rollouts of one scenario and traffic level, scores them with the peers' vectorised rules,
-then with fairshift's engine (and the naive z-test on the engine's measurements) look by
-look.
+then with fairshift's engine look by look: its default rule (with the naive z-test on the
+engine's measurements) and the same spec with the equal-opportunity gate declared primary.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.decisions.engine_rule import run_engine
+from bench.decisions.engine_rule import ENGINE_RULES, run_engine
 from bench.decisions.peers import NEVER, peer_times
 from bench.decisions.points import points
 from bench.decisions.traffic import Stream, simulate
 from bench.decisions.world import HORIZON, SCENARIOS
 
-RULES = ("fairshift", "naive z-test", "flagger", "argo", "kayenta")
+RULES = (*(r.name for r in ENGINE_RULES), "naive z-test", "flagger", "argo", "kayenta")
 BLOCK = 5
 
 
@@ -90,11 +90,15 @@ def run_task(task: Task) -> tuple[list[Outcome], int, float]:
     looks, started = 0, time.process_time()
     need_warn = SCENARIOS[task.scenario].expect == "warn"
     for i in range(task.count):
-        t = run_engine(cumulative.rep(i), HORIZON, need_warn)
-        looks += t.looks
         rep = task.first + i
-        found.append(Outcome(name, task.rps, rep, "fairshift", t.rollback, t.warn))
-        found.append(Outcome(name, task.rps, rep, "naive z-test", t.naive_rollback, t.naive_warn))
+        for engine_rule in ENGINE_RULES:
+            t = run_engine(cumulative.rep(i), HORIZON, need_warn, engine_rule)
+            looks += t.looks
+            found.append(Outcome(name, task.rps, rep, engine_rule.name, t.rollback, t.warn))
+            if engine_rule.primary is None:
+                found.append(
+                    Outcome(name, task.rps, rep, "naive z-test", t.naive_rollback, t.naive_warn)
+                )
     return found, looks, time.process_time() - started
 
 

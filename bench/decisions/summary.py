@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from bench.decisions.engine_rule import ENGINE_RULES
 from bench.decisions.oracle import OracleTimes
 from bench.decisions.run import Outcome
 from bench.decisions.world import HORIZON, INTERVAL_SECONDS, SCENARIOS, Scenario
@@ -22,6 +23,11 @@ MINUTES_PER_LOOK = INTERVAL_SECONDS / 60.0
 ALPHA = 0.05
 MEDIAN_TARGET = 1.2
 P90_TARGET = 1.8
+POWER_SCENARIO = "tpr-10pt-65+"
+"""The power targets: the median time to detect this drop within these multiples of the
+one-cell and the Bonferroni oracles (at traffic levels where the one-cell oracle fits)."""
+POWER_SINGLE_TARGET = 2.0
+POWER_BONFERRONI_TARGET = 1.2
 
 
 @dataclass(frozen=True)
@@ -91,28 +97,45 @@ class Verdict:
     where: str
     value: str
     met: bool
+    rule: str = "fairshift"
 
 
 def fairshift_verdicts(table: list[Row]) -> list[Verdict]:
-    """The targets, checked on fairshift's rows."""
+    """The targets, checked on the rows of each of fairshift's rules."""
     by_name = {s.name: s for s in SCENARIOS}
+    rules = [r.name for r in ENGINE_RULES]
     verdicts: list[Verdict] = []
-    for row in sorted(table, key=lambda r: (r.scenario, r.rps)):
-        if row.rule != "fairshift":
-            continue
+    mine = [r for r in table if r.rule in rules]
+    for row in sorted(mine, key=lambda r: (r.scenario, r.rps, rules.index(r.rule))):
         expect = by_name[row.scenario].expect
         where = f"{row.scenario} @ {row.rps} rps"
         if row.scenario == "a/a":
-            verdicts.append(
-                Verdict("A/A false rollbacks <= alpha", where, f"{row.rate:.3f}", row.rate <= ALPHA)
-            )
+            text, met = f"{row.rate:.3f}", row.rate <= ALPHA
+            verdicts.append(Verdict("A/A false rollbacks <= alpha", where, text, met, row.rule))
         elif expect == "keep":
-            verdicts.append(
-                Verdict("never rolls back the fair model", where, f"{row.events}", row.events == 0)
-            )
+            text, met = f"{row.events}", row.events == 0
+            verdicts.append(Verdict("never rolls back the fair model", where, text, met, row.rule))
         else:
-            verdicts.extend(detection_verdicts(row, where))
+            found = detection_verdicts(row, where)
+            if row.scenario == POWER_SCENARIO:
+                found += power_verdicts(row, where)
+            verdicts.extend(replace(v, rule=row.rule) for v in found)
     return verdicts
+
+
+def power_verdicts(row: Row, where: str) -> list[Verdict]:
+    """The power targets on the TPR drop, against the one-cell and the Bonferroni oracles."""
+    if row.oracle.single > HORIZON * MINUTES_PER_LOOK:
+        return []
+    found = []
+    for label, oracle, target in (
+        ("median TTD <= 2.0x oracle (1 cell)", row.oracle.single, POWER_SINGLE_TARGET),
+        ("median TTD <= 1.2x oracle (Bonferroni)", row.oracle.bonferroni, POWER_BONFERRONI_TARGET),
+    ):
+        ratio = row.ratio(row.median, oracle)
+        text = "n/a" if math.isnan(ratio) else f"{ratio:.2f}"
+        found.append(Verdict(label, where, text, bool(ratio <= target)))
+    return found
 
 
 def detection_verdicts(row: Row, where: str) -> list[Verdict]:

@@ -71,6 +71,31 @@ ANALYSIS: dict[str, Any] = {
 }
 
 
+PRIMARY_GATE = "equal-opportunity"
+"""The gate the TPR-drop scenarios regress; the primary rule declares it ``primary: true``."""
+
+
+def rollout_spec(primary: str | None = None) -> dict[str, Any]:
+    """The ModelRollout spec a user would apply: one 25% canary step analysed for 10 to 60 min.
+
+    ``primary`` names a gate the user declares ``primary: true``; the engine reads the
+    analysis from this spec through the operator's own parser (``fairshift.api.spec``).
+    """
+    if primary is not None and not any(g["name"] == primary for g in GATES):
+        raise ValueError(f"no gate named {primary!r}; gates: {', '.join(g['name'] for g in GATES)}")
+    gates = [{**g, "primary": True} if g["name"] == primary else g for g in GATES]
+    step = {"duration": f"{MINIMUM_SECONDS / 60:g}m", "maxDuration": f"{BUDGET_SECONDS / 60:g}m"}
+    return {
+        "targetRef": {"kind": "Deployment", "name": "credit-scorer"},
+        "service": {"port": 8080},
+        "routing": {"gatewayAPI": {"parentRefs": [{"name": "public"}]}},
+        "strategy": {
+            "canary": {"steps": [{"setWeight": round(100 * CANARY_WEIGHT)}, {"analyze": step}]}
+        },
+        "analysis": {**ANALYSIS, "gates": gates},
+    }
+
+
 def beta_bucket_probabilities(a: float, b: float) -> FloatArray:
     """Probabilities of the ten score buckets under a Beta(a, b) score distribution."""
     from scipy.stats import beta
