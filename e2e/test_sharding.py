@@ -34,9 +34,12 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from e2e import scenario_fixtures
 from e2e.conftest import Cluster
 from e2e.helpers import Kubectl, Prometheus, free_port, wait_for
 from fairshift.k8s.sharding import shard_of
+
+crd = scenario_fixtures.crd  # the test runs alone too: it installs the CRD it needs
 
 pytestmark = pytest.mark.e2e
 
@@ -212,6 +215,7 @@ def log_tail(replicas: dict[str, Replica]) -> str:
 
 
 def test_two_replicas_share_the_rollouts_and_the_survivor_takes_them_all(
+    crd: None,
     k: Kubectl,
     namespace: str,
     prometheus: Prometheus,
